@@ -1,0 +1,289 @@
+"""Extraction: images -> code sets, one forward pass for several taps.
+
+Lightning's `predict` runs the backbone on one or many devices; `ShardWriter` saves each
+process's codes in small shards as they come, atomically, so an interrupted run resumes with the
+images it has not done yet. When every image is done the shards are merged, in image-set order
+and de-duplicated by index (a DistributedSampler pads the last batch with repeats), into one
+code set per tap. Unreadable images are left out and listed in each set's meta.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader
+
+from ncl.codes.store import CodeSet, CodeStore, finish_code_set, read_codes, staging_dir
+from ncl.data.images import ImageSet, ImageSetDataset, collate_skipping_failures
+from ncl.data.transforms import extraction_transform
+from ncl.models import Backbone, create_backbone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How to run an extraction; none of these change the codes except `dtype`."""
+
+    batch_size: int = 32
+    num_workers: int = 2
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    dtype: str = "float32"
+    shard_size: int = 1024
+    progress: bool = True
+    extra_rotation: int = 0
+
+
+class CodeExtractor(pl.LightningModule):
+    def __init__(self, backbone: Backbone, taps: Sequence[str]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.taps = list(taps)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        images, indices, failed = batch
+        if images.numel() == 0:
+            return {"index": indices, "failed": failed, "codes": {}}
+        images = images.to(memory_format=torch.channels_last)
+        codes = self.backbone.codes(images, self.taps)
+        return {
+            "index": indices,
+            "failed": failed,
+            "codes": {t: c.float().cpu() for t, c in codes.items()},
+        }
+
+
+class ShardWriter(BasePredictionWriter):
+    """Buffers predictions and writes `shard-<rank>-<n>.npz` files every `shard_size` images."""
+
+    def __init__(self, partial_dir: Path, taps: Sequence[str], shard_size: int, dtype: str) -> None:
+        super().__init__(write_interval="batch")
+        self.partial_dir = partial_dir
+        self.taps = list(taps)
+        self.shard_size = shard_size
+        self.dtype = np.dtype(dtype)
+        self.buffer: list[dict[str, Any]] = []
+        self.buffered = 0
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ) -> None:
+        self.buffer.append(prediction)
+        self.buffered += len(prediction["index"]) + len(prediction["failed"])
+        if self.buffered >= self.shard_size:
+            self.flush(trainer.global_rank)
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        self.flush(trainer.global_rank)
+
+    def flush(self, rank: int) -> None:
+        if not self.buffer:
+            return
+        index = np.concatenate([p["index"].numpy() for p in self.buffer]).astype(np.int64)
+        failed = np.array([i for p in self.buffer for i in p["failed"]], dtype=np.int64)
+        arrays = {"index": index, "failed": failed}
+        for tap in self.taps:
+            parts = [p["codes"][tap].numpy() for p in self.buffer if p["codes"]]
+            arrays[f"tap_{tap}"] = (
+                np.concatenate(parts).astype(self.dtype) if parts else np.empty((0, 0), self.dtype)
+            )
+        n = len(list(self.partial_dir.glob(f"shard-{rank}-*.npz")))
+        target = self.partial_dir / f"shard-{rank}-{n:06d}.npz"
+        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.partial_dir)
+        os.close(fd)
+        np.savez(tmp, **arrays)
+        os.replace(tmp, target)
+        self.buffer, self.buffered = [], 0
+
+
+def _shards(partial_dir: Path) -> list[Path]:
+    return sorted(partial_dir.glob("shard-*.npz"))
+
+
+def _done_indices(partial_dir: Path) -> set[int]:
+    done: set[int] = set()
+    for shard in _shards(partial_dir):
+        with np.load(shard) as f:
+            done.update(f["index"].tolist())
+            done.update(f["failed"].tolist())
+    return done
+
+
+def _job_key(
+    images: ImageSet, model: str, taps: Sequence[str], settings: ExtractionSettings
+) -> str:
+    """Identifies the work a partial directory belongs to, so a resume never mixes two jobs."""
+    payload = json.dumps(
+        [
+            model,
+            sorted(taps),
+            images.names,
+            [str(f) for f in images.files],
+            images.boxes,
+            dict(images.rotations),
+            settings.extra_rotation,
+            settings.dtype,
+        ],
+        default=str,
+    )
+    return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+def extract_codes(
+    images: ImageSet,
+    model: str,
+    taps: Sequence[str],
+    store: CodeStore,
+    settings: ExtractionSettings = ExtractionSettings(),
+    backbone: Backbone | None = None,
+    pretrained: bool = True,
+) -> dict[str, CodeSet]:
+    """Code sets of `images` for each tap, extracting only those not in `store` yet.
+
+    `pretrained=False` extracts with a randomly initialised network (a baseline), stored under
+    `<model>-random-init` so it never mixes with the trained network's codes.
+    """
+    if not pretrained:
+        backbone = backbone or create_backbone(model, pretrained=False)
+        model = f"{model}-random-init"
+    image_set = (
+        images.name
+        if not settings.extra_rotation
+        else f"{images.name}_rot{settings.extra_rotation}"
+    )
+    missing = [t for t in taps if not store.exists(model, image_set, t)]
+    if missing:
+        _extract(images, image_set, model, missing, store, settings, backbone)
+    return {t: store.read(model, image_set, t) for t in taps}
+
+
+def _extract(
+    images: ImageSet,
+    image_set: str,
+    model: str,
+    taps: Sequence[str],
+    store: CodeStore,
+    settings: ExtractionSettings,
+    backbone: Backbone | None,
+) -> None:
+    # published weights or a checkpoint: never silently a random network
+    backbone = backbone if backbone is not None else create_backbone(model, pretrained=True)
+    backbone.eval()
+    key = _job_key(images, model, taps, settings)
+    partial_dir = store.path(model, image_set, f".partial-{key}")
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    done = _done_indices(partial_dir)
+    todo = [i for i in range(len(images)) if i not in done]
+    if done:
+        log.info(
+            "resuming %s/%s: %d of %d images already done", model, image_set, len(done), len(images)
+        )
+    if todo:
+        transform = extraction_transform(backbone.mean, backbone.std, backbone.input_size)
+        loader = DataLoader(
+            ImageSetDataset(images, transform, todo, extra_rotation=settings.extra_rotation),
+            batch_size=settings.batch_size,
+            num_workers=settings.num_workers,
+            collate_fn=collate_skipping_failures,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
+        trainer = pl.Trainer(
+            accelerator=settings.accelerator,
+            devices=settings.devices,
+            strategy=settings.strategy,
+            precision=settings.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=settings.progress,
+            enable_model_summary=False,
+            callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
+        )
+        trainer.predict(CodeExtractor(backbone, taps), dataloaders=loader, return_predictions=False)
+        trainer.strategy.barrier()
+        if not trainer.is_global_zero:
+            return
+    meta = {
+        "model": model,
+        "backbone": backbone.config,
+        "image_set": image_set,
+        "transform": {
+            "resize": [backbone.input_size, backbone.input_size],
+            "crop": "none (aspect ratio not kept)",
+            "mean": list(backbone.mean),
+            "std": list(backbone.std),
+            "query_boxes": images.boxes is not None and any(b is not None for b in images.boxes),
+            "rotations": len(images.rotations),
+            "extra_rotation": settings.extra_rotation,
+        },
+    }
+    _merge(partial_dir, images, model, image_set, taps, store, settings.dtype, meta)
+    shutil.rmtree(partial_dir, ignore_errors=True)
+
+
+def _merge(
+    partial_dir: Path,
+    images: ImageSet,
+    model: str,
+    image_set: str,
+    taps: Sequence[str],
+    store: CodeStore,
+    dtype: str,
+    meta: dict[str, Any],
+) -> None:
+    """Shards -> one code set per tap, rows in image-set order, each image once."""
+    shards = _shards(partial_dir)
+    position = np.full(len(images), -1, dtype=np.int64)
+    failed: set[int] = set()
+    for shard in shards:
+        with np.load(shard) as f:
+            failed.update(f["failed"].tolist())
+            position[f["index"]] = 0
+    kept = np.flatnonzero(position >= 0)
+    position[kept] = np.arange(len(kept))
+    failed_names = sorted(images.names[i] for i in failed if position[i] < 0)
+    ids = [images.names[i] for i in kept]
+    if failed_names:
+        log.warning(
+            "%d unreadable image(s) left out of %s: %s",
+            len(failed_names),
+            image_set,
+            failed_names[:10],
+        )
+    for tap in taps:
+        with staging_dir(store.path(model, image_set, tap)) as tmp:
+            dim = None
+            out = None
+            for shard in shards:
+                with np.load(shard) as f:
+                    codes = f[f"tap_{tap}"]
+                    if codes.size == 0:
+                        continue
+                    if out is None:
+                        dim = codes.shape[1]
+                        out = np.lib.format.open_memmap(
+                            tmp / "codes.npy", mode="w+", dtype=dtype, shape=(len(ids), dim)
+                        )
+                    out[position[f["index"]]] = codes
+            if out is None:
+                raise RuntimeError(f"{images.name}: no image could be read, nothing to write")
+            out.flush()
+            del out
+            finish_code_set(tmp, ids, dim, dtype, {**meta, "tap": tap, "failed": failed_names})
+        read_codes(store.path(model, image_set, tap))

@@ -1,0 +1,170 @@
+"""Code sets on disk: the one format between extraction and evaluation.
+
+A code set is a directory holding
+  ids.txt    one image name per line (no extension), the row order of the codes
+  codes.npy  N x dim, float32 or float16, readable by ``numpy.load(..., mmap_mode="r")`` alone
+  meta.json  what made it: model, tap, transform, count, dtype, command; written last
+A set is only ever published by renaming a complete temporary directory into place, so a reader
+never sees a half-written one; `read_codes` still checks that the three files agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CODE_DTYPES = ("float32", "float16")
+
+
+class CodeSetError(ValueError):
+    """A code set is missing, incomplete or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    path: Path
+    ids: list[str]
+    codes: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.codes.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, names: Sequence[str]) -> np.ndarray:
+        """Row indices of `names`, in that order; an unknown name is an error naming the set."""
+        index = {name: i for i, name in enumerate(self.ids)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise CodeSetError(
+                f"{self.path}: no codes for {len(missing)} image(s), e.g. {missing[:3]}"
+            )
+        return np.fromiter((index[n] for n in names), dtype=np.int64, count=len(names))
+
+
+def read_codes(path: str | Path, *, mmap: bool = True) -> CodeSet:
+    path = Path(path)
+    meta_file, ids_file, codes_file = path / "meta.json", path / "ids.txt", path / "codes.npy"
+    for f in (meta_file, ids_file, codes_file):
+        if not f.is_file():
+            raise CodeSetError(f"{f}: missing; {path} is not a complete code set")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as e:
+        raise CodeSetError(f"{meta_file}: not valid JSON ({e})") from e
+    ids = ids_file.read_text().splitlines()
+    try:
+        codes = np.load(codes_file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as e:
+        raise CodeSetError(f"{codes_file}: not a readable .npy array ({e})") from e
+    if codes.ndim != 2 or codes.dtype.name not in CODE_DTYPES:
+        raise CodeSetError(
+            f"{codes_file}: expected a 2-d float32/float16 array, got {codes.dtype}{codes.shape}"
+        )
+    if not (len(ids) == codes.shape[0] == meta.get("count")):
+        raise CodeSetError(
+            f"{path}: ids.txt has {len(ids)} lines, codes.npy {codes.shape[0]} rows, "
+            f"meta.json count {meta.get('count')}"
+        )
+    return CodeSet(path=path, ids=ids, codes=codes, meta=meta)
+
+
+def write_codes(
+    path: str | Path, ids: Sequence[str], codes: np.ndarray, meta: dict[str, Any] | None = None
+) -> CodeSet:
+    """Write a code set atomically, replacing any set at `path`."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or len(ids) != codes.shape[0]:
+        raise ValueError(f"{path}: {len(ids)} ids for codes of shape {codes.shape}")
+    if codes.dtype.name not in CODE_DTYPES:
+        codes = codes.astype(np.float32)
+    with staging_dir(path) as tmp:
+        np.save(tmp / "codes.npy", np.ascontiguousarray(codes))
+        finish_code_set(tmp, ids, codes.shape[1], codes.dtype.name, meta)
+    return read_codes(path)
+
+
+def finish_code_set(
+    tmp: Path, ids: Sequence[str], dim: int, dtype: str, meta: dict[str, Any] | None
+) -> None:
+    """Write ids.txt and meta.json next to a complete codes.npy in a staging directory."""
+    bad = [i for i in ids if not i or "\n" in i]
+    if bad:
+        raise ValueError(f"{tmp}: image names must be non-empty single lines, got {bad[:3]}")
+    (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids))
+    full_meta = {
+        **(meta or {}),
+        "count": len(ids),
+        "dim": dim,
+        "dtype": dtype,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": (meta or {}).get("command", " ".join(sys.argv)),
+    }
+    (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2, default=str))
+
+
+@contextmanager
+def staging_dir(path: str | Path) -> Iterator[Path]:
+    """A temporary directory beside `path` that replaces `path` on success and vanishes on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def slug(name: str) -> str:
+    """A directory-safe key for a model or image-set name (a checkpoint path becomes its stem
+    plus a short hash of the full path, so two `last.ckpt` files do not collide)."""
+    if "/" in name or name.endswith((".ckpt", ".pt", ".pth")):
+        digest = hashlib.sha1(str(Path(name).resolve()).encode()).hexdigest()[:8]
+        name = f"{Path(name).stem}-{digest}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class CodeStore:
+    """Code sets laid out as ``root/<model>/<image set>/<tap>/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, model: str, image_set: str, tap: str) -> Path:
+        return self.root / slug(model) / image_set / tap
+
+    def exists(self, model: str, image_set: str, tap: str) -> bool:
+        return (self.path(model, image_set, tap) / "meta.json").is_file()
+
+    def read(self, model: str, image_set: str, tap: str) -> CodeSet:
+        path = self.path(model, image_set, tap)
+        if not (path / "meta.json").is_file():
+            raise CodeSetError(
+                f"{path}: no codes for model {model!r}, image set {image_set!r}, tap {tap!r}; "
+                "run extract.py for them first"
+            )
+        return read_codes(path)

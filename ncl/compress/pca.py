@@ -1,0 +1,105 @@
+"""PCA compression of neural codes (paper section 5).
+
+faiss fits the PCA once per (fit set, tap) with as many components as any run may ask for; a
+compressor to `d` dimensions uses the leading `d` of them. So a sweep over dimensions fits once,
+and the fitted basis is cached on disk next to the codes it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ncl.codes.store import CodeSet
+from ncl.compress.base import l2_normalize
+
+
+class PCABasis:
+    """Mean, components (rows, by decreasing variance) and their eigenvalues."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, eigenvalues: np.ndarray) -> None:
+        self.mean = mean.astype(np.float32)
+        self.components = components.astype(np.float32)
+        self.eigenvalues = eigenvalues.astype(np.float32)
+
+    @property
+    def max_dim(self) -> int:
+        return self.components.shape[0]
+
+    @classmethod
+    def fit(cls, codes: np.ndarray, max_components: int) -> PCABasis:
+        """Fit on L2-normalised `codes` with faiss; keeps min(n - 1, D, max_components) components."""
+        x = l2_normalize(codes)
+        n, d = x.shape
+        d_out = min(n - 1, d, max_components)
+        if d_out < 1:
+            raise ValueError(f"PCA needs at least 2 fit images, got {n}")
+        pca = faiss.PCAMatrix(d, d_out)
+        pca.train(np.ascontiguousarray(x))
+        mean = faiss.vector_to_array(pca.mean)
+        components = faiss.vector_to_array(pca.A).reshape(-1, d)[:d_out]
+        # faiss keeps sums of squares; the variances along each component are these over n
+        eigenvalues = faiss.vector_to_array(pca.eigenvalues)[:d_out] / n
+        return cls(mean, components, eigenvalues)
+
+    def save(self, path: Path, info: dict) -> None:
+        """Write atomically: a crash never leaves a basis that `load` would accept."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        os.close(fd)
+        np.savez(
+            tmp,
+            mean=self.mean,
+            components=self.components,
+            eigenvalues=self.eigenvalues,
+            info=json.dumps(info),
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> PCABasis:
+        with np.load(path) as f:
+            return cls(f["mean"], f["components"], f["eigenvalues"])
+
+
+class PCA:
+    """L2-normalise, project on the leading `dim` components (optionally whitened), L2-normalise."""
+
+    def __init__(self, basis: PCABasis, dim: int, whiten: bool = False) -> None:
+        if dim > basis.max_dim:
+            raise ValueError(
+                f"PCA to {dim} dims asked, but the fit set only supports {basis.max_dim} "
+                "(at most one fewer than its number of images): use a larger fit set or fewer dims"
+            )
+        self.dim = dim
+        self.mean = basis.mean
+        projection = basis.components[:dim]
+        if whiten:
+            projection = projection / np.sqrt(np.maximum(basis.eigenvalues[:dim], 1e-12))[:, None]
+        self.projection_t = np.ascontiguousarray(projection.T)
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        return l2_normalize((l2_normalize(codes) - self.mean) @ self.projection_t)
+
+
+def fit_key(codes: CodeSet) -> str:
+    """What a basis was fitted on, for the cache: the set's path, creation time and size."""
+    return f"{codes.path.resolve()}|{codes.meta.get('created')}|{len(codes)}x{codes.dim}"
+
+
+def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
+    """The PCA basis of a code set, fitted once and kept beside it as `pca-<k>.npz`."""
+    path = codes.path / f"pca-{max_components}.npz"
+    key = fit_key(codes)
+    if path.is_file():
+        with np.load(path) as f:
+            if json.loads(str(f["info"])).get("fit_key") == key:
+                return PCABasis(f["mean"], f["components"], f["eigenvalues"])
+    basis = PCABasis.fit(np.asarray(codes.codes), max_components)
+    basis.save(path, {"fit_key": key, "fit_on": str(codes.path), "count": len(codes)})
+    return basis

@@ -1,0 +1,140 @@
+"""Image sets: the named lists of files that codes are extracted from.
+
+A benchmark gives two (its database, and its cropped queries where the protocol crops them); a
+plain folder gives one (e.g. the separate set PCA is fitted on). Decoding is OpenCV's
+(libjpeg-turbo), raw pixels with any EXIF orientation ignored (benchmarks' rotations are explicit);
+an unreadable image is reported by name, never zero-filled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import torch
+from torch.utils.data import Dataset
+
+from ncl.data.benchmarks.base import BBox, Benchmark
+from ncl.data.transforms import crop_box, rotate90
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Files to extract, each with a unique `name` (the id its codes are stored under)."""
+
+    name: str
+    names: list[str]
+    files: list[Path]
+    boxes: list[BBox | None] | None = None
+    rotations: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.files):
+            raise ValueError(
+                f"image set {self.name}: {len(self.names)} names, {len(self.files)} files"
+            )
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"image set {self.name}: image names are not unique")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def folder_image_set(name: str, root: str | Path) -> ImageSet:
+    """Every image below `root`, named by its relative path without extension."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: image folder not found (image set {name!r})")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) below it")
+    names = [p.relative_to(root).with_suffix("").as_posix() for p in files]
+    return ImageSet(name=name, names=names, files=files)
+
+
+def database_image_set(benchmark: Benchmark) -> ImageSet:
+    return ImageSet(
+        name=benchmark.name,
+        names=list(benchmark.database),
+        files=list(benchmark.database_files),
+        rotations=benchmark.rotations,
+    )
+
+
+def query_image_set(benchmark: Benchmark, crop: bool = True) -> ImageSet:
+    """The queries as their own set, named by query name, cropped to their box when `crop`."""
+    queries = benchmark.queries
+    return ImageSet(
+        name=f"{benchmark.name}_queries{'' if crop else '_uncropped'}",
+        names=[q.name for q in queries],
+        files=[q.path for q in queries],
+        boxes=[q.bbox if crop else None for q in queries],
+        rotations={
+            q.name: benchmark.rotations[q.image] for q in queries if q.image in benchmark.rotations
+        },
+    )
+
+
+def read_image(path: Path) -> torch.Tensor | None:
+    """A uint8 3 x H x W RGB tensor, or None (with a warning naming the file) if unreadable."""
+    array = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if array is None:
+        log.warning("unreadable image skipped: %s", path)
+        return None
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+class ImageSetDataset(Dataset):
+    """Items are (image tensor or None when unreadable, index into the image set)."""
+
+    def __init__(
+        self,
+        images: ImageSet,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        indices: Sequence[int] | None = None,
+        extra_rotation: int = 0,
+    ) -> None:
+        self.images = images
+        self.transform = transform
+        self.indices = list(range(len(images))) if indices is None else list(indices)
+        self.extra_rotation = extra_rotation
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor | None, int]:
+        index = self.indices[item]
+        path = self.images.files[index]
+        image = read_image(path)
+        if image is None:
+            return None, index
+        name = self.images.names[index]
+        box = self.images.boxes[index] if self.images.boxes else None
+        if box is not None:
+            image = crop_box(image, box)
+        degrees = (self.images.rotations.get(name, 0) + self.extra_rotation) % 360
+        if degrees:
+            image = rotate90(image, degrees)
+        return self.transform(image), index
+
+
+def collate_skipping_failures(
+    batch: list[tuple[torch.Tensor | None, int]],
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Stack the readable images; hand on the indices of the unreadable ones."""
+    good = [(x, i) for x, i in batch if x is not None]
+    failed = [i for x, i in batch if x is None]
+    if not good:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), failed
+    return (
+        torch.stack([x for x, _ in good]),
+        torch.tensor([i for _, i in good], dtype=torch.long),
+        failed,
+    )

@@ -1,0 +1,107 @@
+"""`evaluate.py` behind its Hydra entry point: config in, results JSON, logs and a table out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ncl.codes.extract import ExtractionSettings
+from ncl.codes.store import CodeStore
+from ncl.config import as_list
+from ncl.data.benchmarks.base import Benchmark
+from ncl.data.images import folder_image_set
+from ncl.eval.run import CompressionSpec, ResultRow, evaluate, rows_as_dicts
+from ncl.report.table import headline_metric, print_rows
+
+log = logging.getLogger(__name__)
+
+
+def compression_spec(cfg: DictConfig) -> CompressionSpec:
+    c = cfg.compression
+    fit_on = c.get("fit_on")
+    on_self = fit_on == "self"
+    return CompressionSpec(
+        method=c.method,
+        dims=[None if d is None else int(d) for d in as_list(c.dim)],
+        whiten=bool(c.get("whiten", False)),
+        max_components=int(c.get("max_components", 1024)),
+        fit_on=None
+        if (on_self or not fit_on or c.method == "none")
+        else folder_image_set(fit_on.name, fit_on.root),
+        fit_on_benchmark=on_self,
+    )
+
+
+def fit_on_record(cfg: DictConfig) -> Any:
+    """What the compressor was fitted on, for the results: fitting on the benchmark is flagged."""
+    fit_on = cfg.compression.get("fit_on")
+    if cfg.compression.method == "none" or not fit_on:
+        return None
+    if fit_on == "self":
+        return "self (the benchmark itself)"
+    return OmegaConf.to_container(fit_on, resolve=True)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
+    for logger in instantiate(cfg.get("logger") or {}).values():
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        for step, row in enumerate(rows):
+            logger.log_metrics(
+                {f"{row.tap}/{row.method}{row.dim}/{k}": v for k, v in row.metrics.items()},
+                step=step,
+            )
+        logger.finalize("success")
+
+
+def run_evaluation(cfg: DictConfig) -> float:
+    started = time.perf_counter()
+    benchmark: Benchmark = instantiate(cfg.benchmark.reader)
+    taps = [str(t) for t in as_list(cfg.taps)]
+    rows = evaluate(
+        benchmark,
+        cfg.model.name,
+        taps,
+        compression_spec(cfg),
+        CodeStore(cfg.paths.codes_dir),
+        ExtractionSettings(**cfg.extraction),
+        crop_queries=cfg.crop_queries,
+        pretrained=cfg.model.get("pretrained", True),
+        depth=cfg.search.depth,
+        use_gpu=cfg.search.gpu,
+    )
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        output_dir / "results.json",
+        {
+            "benchmark": benchmark.name,
+            "model": cfg.model.name
+            if cfg.model.get("pretrained", True)
+            else f"{cfg.model.name}-random-init",
+            "queries": len(benchmark.queries),
+            "database": len(benchmark.database),
+            "fit_on": fit_on_record(cfg),
+            "rows": rows_as_dicts(rows),
+            "seconds": time.perf_counter() - started,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        },
+    )
+    log_rows(cfg, rows)
+    print_rows(f"{benchmark.name} · {cfg.model.name}", rows)
+    log.info("results: %s", output_dir / "results.json")
+    return headline_metric(rows[0].metrics)[1]

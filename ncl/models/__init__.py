@@ -1,0 +1,23 @@
+"""Backbones with named layer taps: `create_backbone(name)`, `list_backbones()`.
+
+Importing the network modules registers them (see `ncl.models.registry`).
+"""
+
+from ncl.models import alexnet, efficientnet_lite, mobilenet  # noqa: F401  (registration)
+from ncl.models.backbone import Backbone
+from ncl.models.registry import (
+    backbone_from_checkpoint,
+    create_backbone,
+    list_backbones,
+    register_backbone,
+)
+from ncl.models.weights import WeightsNotFoundError
+
+__all__ = [
+    "Backbone",
+    "WeightsNotFoundError",
+    "backbone_from_checkpoint",
+    "create_backbone",
+    "list_backbones",
+    "register_backbone",
+]

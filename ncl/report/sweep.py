@@ -1,0 +1,69 @@
+"""Gather a sweep's results.json files into report.md, report.csv and report.png."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from ncl.report.table import headline_metric, markdown_table, records
+
+
+def load_results(root: str | Path) -> list[dict[str, Any]]:
+    files = sorted(Path(root).rglob("results.json"))
+    if not files:
+        raise FileNotFoundError(
+            f"{root}: no results.json below it (is it a run or sweep directory?)"
+        )
+    return [json.loads(f.read_text()) for f in files]
+
+
+def plot_metric_vs_dim(recs: Sequence[dict[str, Any]], path: Path) -> None:
+    """A line per (benchmark, model, tap, method) over the compressed dims; full codes dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    metric = ""
+    groups: dict[tuple, list[tuple[int, float]]] = {}
+    for r in recs:
+        metric, v = headline_metric(
+            {k: r[k] for k in r if k not in ("benchmark", "model", "tap", "method", "dim")}
+        )
+        groups.setdefault((r["benchmark"], r["model"], r["tap"], r["method"]), []).append(
+            (r["dim"], v)
+        )
+    for (bench, model, tap, method), points in sorted(groups.items()):
+        points.sort()
+        label = f"{bench} {model} {tap} {method}"
+        if method == "none":
+            ax.axhline(
+                points[0][1], linestyle="--", linewidth=1, label=f"{label} ({points[0][0]}-d)"
+            )
+        else:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("dimensions")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(root: str | Path) -> Path:
+    root = Path(root)
+    recs = records(load_results(root))
+    (root / "report.md").write_text(markdown_table(recs))
+    fields = list(dict.fromkeys(k for r in recs for k in r))
+    with open(root / "report.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(recs)
+    plot_metric_vs_dim(recs, root / "report.png")
+    return root / "report.md"

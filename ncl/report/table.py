@@ -1,0 +1,75 @@
+"""Result rows as a console table and as flat records for sweep reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# The number a table shows first for each protocol.
+HEADLINE_METRICS = ("mAP", "medium/mAP", "N-S")
+
+
+def headline_metric(metrics: Mapping[str, float]) -> tuple[str, float]:
+    for key in HEADLINE_METRICS:
+        if key in metrics:
+            return key, float(metrics[key])
+    key = next(iter(metrics))
+    return key, float(metrics[key])
+
+
+def print_rows(title: str, rows: Sequence[Any], console: Console | None = None) -> None:
+    """One line per (tap, compression): every metric of the protocol, to 4 decimals."""
+    metric_names = list(rows[0].metrics)
+    table = Table(title=title)
+    for column in ("tap", "compression", "dim", *metric_names):
+        table.add_column(column, justify="left" if column in ("tap", "compression") else "right")
+    for r in rows:
+        table.add_row(r.tap, r.method, str(r.dim), *(f"{r.metrics[m]:.4f}" for m in metric_names))
+    (console or Console()).print(table)
+
+
+def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten results.json payloads into one record per row (per-query values dropped)."""
+    out = []
+    for res in results:
+        for row in res["rows"]:
+            out.append(
+                {
+                    "benchmark": res["benchmark"],
+                    "model": res["model"],
+                    "tap": row["tap"],
+                    "method": row["method"],
+                    "dim": row["dim"],
+                    **row["metrics"],
+                }
+            )
+    return out
+
+
+def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
+    """Rows (benchmark, model, tap) x columns (compression, dim) of the headline metric."""
+    columns = sorted({(r["method"], r["dim"]) for r in recs}, key=lambda c: (c[0] != "none", c[1]))
+    keys = sorted({(r["benchmark"], r["model"], r["tap"]) for r in recs})
+    value = {}
+    for r in recs:
+        name, v = headline_metric(
+            {k: r[k] for k in r if k not in ("benchmark", "model", "tap", "method", "dim")}
+        )
+        value[(r["benchmark"], r["model"], r["tap"], r["method"], r["dim"])] = (name, v)
+    metric = next(iter(value.values()))[0] if value else ""
+    header = [
+        "benchmark",
+        "model",
+        "tap",
+        *(f"{m} {d}" if m != "none" else f"full {d}" for m, d in columns),
+    ]
+    lines = [f"metric: {metric}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key in keys:
+        cells = [
+            f"{value[(*key, m, d)][1]:.4f}" if (*key, m, d) in value else "" for m, d in columns
+        ]
+        lines.append("| " + " | ".join([*key, *cells]) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,343 @@
+"""Benchmark readers on fixtures in the official formats, and on the real files in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from official_fixtures import (
+    write_holidays,
+    write_oxford,
+    write_paris,
+    write_revisited,
+    write_ukb,
+)
+
+from ncl.data.benchmarks import BENCHMARKS, Benchmark, BenchmarkFormatError, load_benchmark
+from ncl.data.benchmarks.holidays import read_holidays
+from ncl.data.benchmarks.oxford import read_oxford, read_oxford_gt
+from ncl.data.benchmarks.revisited import read_revisited, read_revisited_gnd
+from ncl.data.benchmarks.ukb import read_ukb
+from ncl.eval.protocols import APProtocol, RevisitedProtocol, UKBProtocol
+
+SHARED_DATA = Path(
+    os.environ.get("NCL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def shared(path: str) -> Path:
+    target = SHARED_DATA / path
+    if not target.exists():
+        pytest.skip(f"{target} not available")
+    return target
+
+
+def perfect_ranks(b: Benchmark, protocol: APProtocol) -> np.ndarray:
+    """Every query's positives first, then the rest of the database."""
+    n = len(b.database)
+    rows = [np.r_[pos, np.setdiff1d(np.arange(n), pos)] for pos in protocol.positives]
+    return np.stack(rows)
+
+
+# --- Oxford / Paris -----------------------------------------------------------------------------
+
+
+def test_oxford_reads_official_layout(tmp_path):
+    fx = write_oxford(tmp_path)
+    b = read_oxford(tmp_path)
+    assert b.name == "oxford5k"
+    assert b.database == fx.database
+    assert b.database_files == [fx.files[n] for n in fx.database]
+    assert [q.name for q in b.queries] == list(fx.queries) == sorted(fx.queries)
+    assert not b.queries_in_database
+    protocol = b.protocol
+    assert isinstance(protocol, APProtocol)
+    for i, q in enumerate(b.queries):
+        spec = fx.queries[q.name]
+        assert q.image == spec.image  # oxc1_ stripped
+        assert q.path == fx.files[spec.image]
+        assert q.bbox == pytest.approx(spec.bbox)
+        assert [b.database[j] for j in protocol.positives[i]] == sorted(spec.positives)
+        assert [b.database[j] for j in protocol.junk[i]] == spec.junk
+        assert q.image in b.database  # the query stays in the database
+    assert protocol.score(perfect_ranks(b, protocol)).metrics["mAP"] == pytest.approx(1.0)
+
+
+def test_oxford_query_line_keeps_prefix_in_file(tmp_path):
+    fx = write_oxford(tmp_path)
+    line = (fx.gt_dir / "all_souls_1_query.txt").read_text()
+    assert line.startswith("oxc1_all_souls_000001 ")
+    assert read_oxford_gt(fx.gt_dir)[0].image == "all_souls_000001"
+
+
+def test_paris_layout_without_prefix_in_landmark_folders(tmp_path):
+    fx = write_paris(tmp_path)
+    b = load_benchmark("paris6k", tmp_path)
+    assert b.name == "paris6k"
+    assert b.database == fx.database
+    assert any(p.parent.name == "defense" for p in b.database_files)
+    assert {q.name for q in b.queries} == set(fx.queries)
+    assert b.queries[0].image == fx.queries[b.queries[0].name].image
+
+
+def test_oxford105k_appends_distractors_never_positive(tmp_path):
+    fx = write_oxford(tmp_path, n_distractors=5)
+    b = load_benchmark("oxford105k", tmp_path)
+    assert b.database == fx.database + fx.distractors
+    first_distractor = len(fx.database)
+    assert all((p < first_distractor).all() for p in b.protocol.positives)
+    assert b.protocol.score(perfect_ranks(b, b.protocol)).metrics["mAP"] == pytest.approx(1.0)
+
+
+def test_generated_benchmark_with_another_name_and_no_prefix(tmp_path):
+    fx = write_oxford(tmp_path, landmarks=("red", "blue"), query_prefix="", name_prefix="demo_")
+    b = read_oxford(tmp_path, name="demo")
+    assert b.name == "demo"
+    assert [q.name for q in b.queries] == ["blue_1", "blue_2", "red_1", "red_2"]
+    assert b.queries[0].image == "demo_blue_000001"
+    assert b.database == fx.database
+
+
+def test_oxford_errors_name_the_file(tmp_path):
+    fx = write_oxford(tmp_path)
+    with pytest.raises(BenchmarkFormatError, match="image folder"):
+        read_oxford(tmp_path, image_dir="missing")
+    with pytest.raises(BenchmarkFormatError, match="ground truth folder"):
+        read_oxford(tmp_path, gt_dir="missing")
+
+    good = fx.gt_dir / "all_souls_1_good.txt"
+    good.write_text(good.read_text() + "not_an_image\n")
+    with pytest.raises(BenchmarkFormatError, match=r"all_souls_1_good\.txt.*not_an_image"):
+        read_oxford(tmp_path)
+    good.write_text("all_souls_000001\n")
+
+    query = fx.gt_dir / "radcliffe_camera_2_query.txt"
+    query.write_text("oxc1_radcliffe_camera_000002 1 2 three 4\n")
+    with pytest.raises(BenchmarkFormatError, match=r"radcliffe_camera_2_query\.txt.*four numbers"):
+        read_oxford(tmp_path)
+    query.write_text("oxc1_radcliffe_camera_000002 1 2 3\n")
+    with pytest.raises(BenchmarkFormatError, match=r"radcliffe_camera_2_query\.txt"):
+        read_oxford(tmp_path)
+    query.write_text("oxc1_no_such_image 1 2 3 4\n")
+    with pytest.raises(BenchmarkFormatError, match=r"radcliffe_camera_2_query\.txt.*no_such_image"):
+        read_oxford(tmp_path)
+    query.write_text("oxc1_radcliffe_camera_000002 1 2 3 4\n")
+
+    (fx.gt_dir / "all_souls_2_ok.txt").unlink()
+    with pytest.raises(BenchmarkFormatError, match=r"all_souls_2_ok\.txt"):
+        read_oxford(tmp_path)
+
+
+def test_oxford_empty_gt_folder(tmp_path):
+    (tmp_path / "gt").mkdir()
+    with pytest.raises(BenchmarkFormatError, match=r"no <query>_query\.txt"):
+        read_oxford_gt(tmp_path / "gt")
+
+
+def test_duplicate_image_names_are_an_error(tmp_path):
+    fx = write_paris(tmp_path)
+    name = fx.database[0]
+    (fx.image_dir / "eiffel" / f"{name}.jpg").write_bytes(fx.files[name].read_bytes())
+    with pytest.raises(BenchmarkFormatError, match=name):
+        read_oxford(tmp_path)
+
+
+# --- Revisited ----------------------------------------------------------------------------------
+
+
+def test_revisited_reads_gnd_and_images(tmp_path):
+    fx = write_revisited(tmp_path)
+    b = read_revisited(tmp_path)
+    assert b.name == "roxford5k"
+    assert b.database == fx.imlist
+    assert b.database_files == [fx.image_dir / f"{n}.jpg" for n in fx.imlist]
+    assert [q.name for q in b.queries] == fx.qimlist
+    assert all(q.path.is_file() for q in b.queries)
+    assert b.queries[0].bbox == (1.5, 2.0, 30.0, 22.5)
+    assert isinstance(b.protocol, RevisitedProtocol)
+    easy, junk = b.protocol.setups["easy"]
+    assert easy[0].tolist() == [0, 1]
+    assert junk[0].tolist() == [2, 3]  # junk + hard
+
+
+def test_revisited_needs_no_image_files(tmp_path):
+    fx = write_revisited(tmp_path, name="rparis6k", images=False)
+    b = load_benchmark("rparis6k", tmp_path)
+    assert b.database == fx.imlist
+    assert not any(p.exists() for p in b.database_files)
+    gt = read_revisited_gnd(fx.gnd_file)
+    assert gt.imlist == fx.imlist and gt.qimlist == fx.qimlist
+
+
+def test_revisited_with_distractors(tmp_path):
+    write_revisited(tmp_path)
+    fx = write_ukb(tmp_path / "r1m", n_objects=1, image_dir="jpg/00")
+    b = read_revisited(tmp_path, distractor_dirs=["r1m"])
+    assert b.database[-4:] == fx.names
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"imlist": ["a"], "qimlist": ["q"]}, "'gnd' must be a list of 1 dicts"),
+        ({"imlist": "a", "qimlist": [], "gnd": []}, "'imlist' must be a list"),
+        (
+            {
+                "imlist": ["a"],
+                "qimlist": ["q"],
+                "gnd": [{"bbx": [0, 0, 1, 1], "easy": [1], "hard": [], "junk": []}],
+            },
+            r"gnd\['q'\]\['easy'\] must list indices into imlist",
+        ),
+        (
+            {"imlist": ["a"], "qimlist": ["q"], "gnd": [{"easy": [0], "hard": [], "junk": []}]},
+            "bbx",
+        ),
+        ([1, 2], "expected a dict"),
+    ],
+)
+def test_revisited_malformed_gnd(tmp_path, data, message):
+    path = tmp_path / "gnd_roxford5k.pkl"
+    path.write_bytes(pickle.dumps(data))
+    with pytest.raises(BenchmarkFormatError, match=message) as e:
+        read_revisited_gnd(path)
+    assert str(path) in str(e.value)
+
+
+def test_revisited_refuses_pickles_that_run_code(tmp_path):
+    path = tmp_path / "gnd_roxford5k.pkl"
+    path.write_bytes(pickle.dumps({"imlist": np.array([1])}))
+    with pytest.raises(BenchmarkFormatError, match="refusing"):
+        read_revisited_gnd(path)
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(BenchmarkFormatError, match="not a revisitop ground-truth pickle"):
+        read_revisited_gnd(path)
+    with pytest.raises(BenchmarkFormatError, match="not found"):
+        read_revisited_gnd(tmp_path / "missing.pkl")
+
+
+@pytest.mark.parametrize(("name", "n_images"), [("roxford5k", 4993), ("rparis6k", 6322)])
+def test_real_revisited_ground_truth(name, n_images):
+    gt = read_revisited_gnd(shared(f"revisitop/gnd_{name}.pkl"))
+    assert len(gt.qimlist) == 70
+    assert len(gt.imlist) == n_images
+    assert not set(gt.qimlist) & set(gt.imlist)
+    ranks = np.tile(np.arange(n_images), (70, 1))
+    scores = gt.protocol.score(ranks)
+    assert set(scores.metrics) == {
+        f"{s}/{m}" for s in ("easy", "medium", "hard") for m in ("mAP", "mP@1", "mP@5", "mP@10")
+    }
+    if name == "roxford5k":
+        # two Oxford queries have no easy positive: left out of the easy mean
+        assert np.isnan(scores.per_query["easy/AP"]).sum() == 2
+        assert gt.bboxes[0] == pytest.approx((136.5, 34.1, 648.5, 955.7))
+
+
+# --- Holidays -----------------------------------------------------------------------------------
+
+
+def test_holidays_reads_groups_and_queries(tmp_path):
+    fx = write_holidays(tmp_path, n_groups=4)
+    b = read_holidays(tmp_path)
+    assert b.database == fx.names
+    assert b.queries_in_database
+    assert [q.name for q in b.queries] == fx.queries
+    assert all(int(q.name) % 100 == 0 and q.bbox is None for q in b.queries)
+    groups = np.array(fx.groups)
+    for q, pos, junk in zip(b.queries, b.protocol.positives, b.protocol.junk, strict=True):
+        i = b.database.index(q.name)
+        assert junk.tolist() == [i]
+        assert pos.tolist() == [j for j in np.flatnonzero(groups == groups[i]) if j != i]
+    # the query itself ranked first is removed: a perfect list scores 1
+    ranks = np.stack(
+        [
+            np.r_[j, p, np.setdiff1d(np.arange(len(fx.names)), np.r_[j, p])]
+            for p, j in zip(b.protocol.positives, b.protocol.junk, strict=True)
+        ]
+    )
+    assert b.protocol.score(ranks).metrics["mAP"] == pytest.approx(1.0)
+
+
+def test_holidays_images_directly_in_root(tmp_path):
+    fx = write_holidays(tmp_path, image_dir=".")
+    assert read_holidays(tmp_path).database == fx.names
+
+
+def test_holidays_rotations(tmp_path):
+    fx = write_holidays(tmp_path, rotations={"100001": 90, "100100.jpg": -90, "100200": 0})
+    b = read_holidays(tmp_path, rotation_file=fx.rotation_file.name)
+    assert b.rotations == {"100001": 90, "100100": 270, "100200": 0}
+    fx.rotation_file.write_text("100001 45\n")
+    with pytest.raises(BenchmarkFormatError, match=r"rotations\.txt.*degrees"):
+        read_holidays(tmp_path, rotation_file="rotations.txt")
+    fx.rotation_file.write_text("999999 90\n")
+    with pytest.raises(BenchmarkFormatError, match=r"rotations\.txt.*999999"):
+        read_holidays(tmp_path, rotation_file="rotations.txt")
+
+
+def test_holidays_errors(tmp_path):
+    fx = write_holidays(tmp_path)
+    (fx.image_dir / "12ab34.jpg").write_bytes(b"")
+    with pytest.raises(BenchmarkFormatError, match=r"jpg.*12ab34"):
+        read_holidays(tmp_path)
+    (fx.image_dir / "12ab34.jpg").unlink()
+    (fx.image_dir / f"{fx.queries[0]}.jpg").unlink()
+    with pytest.raises(BenchmarkFormatError, match="no query image"):
+        read_holidays(tmp_path)
+    with pytest.raises(BenchmarkFormatError, match="image folder not found"):
+        read_holidays(tmp_path / "nothing")
+
+
+# --- UKB ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image_dir", ["full", "."])
+def test_ukb_reads_groups(tmp_path, image_dir):
+    fx = write_ukb(tmp_path, n_objects=3, image_dir=image_dir)
+    b = read_ukb(tmp_path)
+    assert b.database == fx.names
+    assert [q.name for q in b.queries] == fx.names
+    assert b.queries_in_database
+    assert isinstance(b.protocol, UKBProtocol)
+    assert b.protocol.groups.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    # root may be the image folder itself
+    assert read_ukb(fx.image_dir).database == fx.names
+
+
+def test_ukb_errors(tmp_path):
+    fx = write_ukb(tmp_path, n_objects=2)
+    (fx.image_dir / "ukbench00007.jpg").unlink()
+    with pytest.raises(BenchmarkFormatError, match="object 1 has 3 of its 4 images"):
+        read_ukb(tmp_path)
+    (fx.image_dir / "holiday.jpg").write_bytes(b"")
+    with pytest.raises(BenchmarkFormatError, match="'holiday' is not a UKB image name"):
+        read_ukb(tmp_path)
+
+
+def test_real_ukb_sample():
+    b = read_ukb(shared("ukbench-1000"))
+    assert len(b.database) == len(b.queries) == 1000
+    assert len(np.unique(b.protocol.groups)) == 250
+    assert b.database[0] == "ukbench00000" and b.database[-1] == "ukbench00999"
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+def test_registry():
+    assert set(BENCHMARKS) >= {
+        "oxford5k", "oxford105k", "paris6k", "paris106k", "roxford5k", "rparis6k", "holidays", "ukb",
+    }  # fmt: skip
+    with pytest.raises(KeyError, match="unknown benchmark 'nope'"):
+        load_benchmark("nope", ".")
+
+
+def test_registry_passes_options(tmp_path):
+    fx = write_oxford(tmp_path, n_distractors=2, distractor_dir="elsewhere")
+    b = load_benchmark("oxford105k", tmp_path, distractor_dirs=["elsewhere"])
+    assert b.database[-2:] == fx.distractors
+    with pytest.raises(BenchmarkFormatError, match="flickr100k"):
+        load_benchmark("oxford105k", tmp_path)

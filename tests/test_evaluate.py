@@ -1,0 +1,128 @@
+"""evaluate.py end to end on official-format fixtures, checked against an independent path."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from official_fixtures import write_oxford, write_ranks, write_ukb
+
+from ncl.codes.store import CodeStore
+from ncl.eval.job import run_evaluation
+from ncl.eval.score import main as score_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def evaluate_cfg(tmp_path: Path, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(
+            "evaluate",
+            overrides=[
+                f"paths.data_dir={tmp_path / 'data'}",
+                f"paths.output_dir={tmp_path / 'out'}",
+                "extraction.num_workers=0",
+                "extraction.progress=false",
+                *overrides,
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def oxford(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oxford5k")
+    return write_oxford(root, images_per_landmark=6, n_other=4)
+
+
+def test_oxford_run_matches_score_cli_on_the_same_codes(oxford, tmp_path, capsys):
+    cfg = evaluate_cfg(
+        tmp_path,
+        [
+            "benchmark=oxford5k",
+            f"benchmark.reader.root={oxford.root}",
+            "compression=pca",
+            "compression.dim=[null,4]",
+            "compression.fit_on=self",
+            "taps=[pool]",
+        ],
+    )
+    headline = run_evaluation(cfg)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    full, pca4 = results["rows"]
+    assert (full["method"], full["dim"], pca4["method"], pca4["dim"]) == ("none", 1280, "pca", 4)
+    assert results["fit_on"] == "self (the benchmark itself)"
+    assert full["depth"] == len(oxford.database) + len(oxford.distractors)
+    assert headline == full["metrics"]["mAP"]
+    assert len(full["per_query"]["AP"]) == len(oxford.queries)
+    assert "mAP" in capsys.readouterr().out
+
+    # the same codes ranked by numpy and scored by the scoring command give the same mAP
+    store = CodeStore(tmp_path / "data" / "codes")
+    db = store.read("efficientnet_lite0", "oxford5k", "pool")
+    q = store.read("efficientnet_lite0", "oxford5k_queries", "pool")
+    assert q.meta["transform"]["query_boxes"] is True
+    x = np.asarray(db.codes) / np.linalg.norm(db.codes, axis=1, keepdims=True)
+    queries = np.asarray(q.codes) / np.linalg.norm(q.codes, axis=1, keepdims=True)
+    order = np.argsort(-(queries @ x.T), axis=1, kind="stable")
+    ranks = tmp_path / "ranks.txt"
+    write_ranks(
+        ranks, {name: [db.ids[i] for i in row] for name, row in zip(q.ids, order, strict=True)}
+    )
+    capsys.readouterr()
+    assert score_main(["oxford5k", str(oxford.gt_dir), str(ranks), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mAP"] == pytest.approx(
+        full["metrics"]["mAP"], abs=1e-6
+    )
+
+
+def test_ukb_uses_database_codes_for_queries_and_ranks_four_deep(tmp_path):
+    root = tmp_path / "ukb"
+    write_ukb(root, n_objects=3)
+    cfg = evaluate_cfg(
+        tmp_path,
+        ["benchmark=ukb", f"benchmark.reader.root={root}", "compression=none", "taps=[logits]"],
+    )
+    run_evaluation(cfg)
+    row = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
+    assert row["depth"] == 4 and 1.0 <= row["metrics"]["N-S"] <= 4.0
+    assert not (tmp_path / "data" / "codes" / "efficientnet_lite0" / "ukb_queries").exists()
+
+
+def test_pca_without_a_fit_set_is_a_clear_error(oxford, tmp_path):
+    cfg = evaluate_cfg(
+        tmp_path, ["benchmark=oxford5k", f"benchmark.reader.root={oxford.root}", "taps=[pool]"]
+    )
+    with pytest.raises(FileNotFoundError, match="paris6k/jpg: image folder not found"):
+        run_evaluation(cfg)
+
+
+def test_multirun_sweep_writes_a_report(oxford, tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        str(ROOT / "evaluate.py"),
+        "-m",
+        "benchmark=oxford5k",
+        f"benchmark.reader.root={oxford.root}",
+        "compression.fit_on=self",
+        "compression.dim=2,4",
+        "taps=[pool]",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "extraction.num_workers=0",
+        "extraction.progress=false",
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True, text=True)
+    report = (sweep / "report.md").read_text()
+    assert "| oxford5k | efficientnet_lite0 | pool | " in report and "pca 2 | pca 4 |" in report
+    assert (sweep / "report.png").is_file() and len(
+        (sweep / "report.csv").read_text().splitlines()
+    ) == 3
+    # both jobs reused one extraction
+    assert (
+        len(list((tmp_path / "data" / "codes" / "efficientnet_lite0" / "oxford5k").iterdir())) == 1
+    )
