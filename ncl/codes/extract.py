@@ -15,7 +15,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,20 @@ class ShardWriter(BasePredictionWriter):
         self.buffer, self.buffered = [], 0
 
 
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Extraction is inference: Lightning's start-up banners and tips are noise there."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _shards(partial_dir: Path) -> list[Path]:
     return sorted(partial_dir.glob("shard-*.npz"))
 
@@ -195,6 +211,13 @@ def _extract(
             "resuming %s/%s: %d of %d images already done", model, image_set, len(done), len(images)
         )
     if todo:
+        log.info(
+            "extracting %s: %d images with %s, taps %s",
+            image_set,
+            len(todo),
+            model,
+            ", ".join(taps),
+        )
         transform = extraction_transform(backbone.mean, backbone.std, backbone.input_size)
         loader = DataLoader(
             ImageSetDataset(images, transform, todo, extra_rotation=settings.extra_rotation),
@@ -204,21 +227,30 @@ def _extract(
             pin_memory=torch.cuda.is_available(),
             persistent_workers=False,
         )
-        trainer = pl.Trainer(
-            accelerator=settings.accelerator,
-            devices=settings.devices,
-            strategy=settings.strategy,
-            precision=settings.precision,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=settings.progress,
-            enable_model_summary=False,
-            callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
-        )
-        trainer.predict(CodeExtractor(backbone, taps), dataloaders=loader, return_predictions=False)
+        with quiet_lightning():
+            trainer = pl.Trainer(
+                accelerator=settings.accelerator,
+                devices=settings.devices,
+                strategy=settings.strategy,
+                precision=settings.precision,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=settings.progress,
+                enable_model_summary=False,
+                callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
+            )
+            trainer.predict(
+                CodeExtractor(backbone, taps), dataloaders=loader, return_predictions=False
+            )
         trainer.strategy.barrier()
         if not trainer.is_global_zero:
             return
+        left = len(images) - len(_done_indices(partial_dir))
+        if trainer.interrupted or left:
+            raise RuntimeError(
+                f"extraction of {image_set} stopped with {left} images to go; "
+                f"run the same command again to resume from {partial_dir}"
+            )
     meta = {
         "model": model,
         "backbone": backbone.config,

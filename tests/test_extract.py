@@ -1,0 +1,142 @@
+"""Extraction: one pass for several taps, resumable shards, unreadable images, DDP de-duplication."""
+
+import numpy as np
+import pytest
+import torch
+from official_fixtures import write_jpeg
+
+from ncl.codes.extract import CodeExtractor, ExtractionSettings, _merge, extract_codes
+from ncl.codes.store import CodeStore
+from ncl.data.images import ImageSet, folder_image_set
+from ncl.data.transforms import extraction_transform
+from ncl.models import create_backbone
+
+SETTINGS = ExtractionSettings(batch_size=4, num_workers=0, shard_size=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    torch.manual_seed(0)
+    return create_backbone("mobilenet_v2", pretrained=False).eval()
+
+
+@pytest.fixture
+def images(tmp_path):
+    for i in range(10):
+        write_jpeg(tmp_path / "imgs" / f"im{i:02d}.jpg", size=(40 + i, 30), seed=i)
+    return folder_image_set("toy", tmp_path / "imgs")
+
+
+def direct_codes(backbone, images: ImageSet, tap: str) -> np.ndarray:
+    """The same codes computed by hand: decode, transform, forward, no Lightning."""
+    import cv2
+
+    t = extraction_transform(backbone.mean, backbone.std, 224)
+    x = torch.stack(
+        [
+            t(torch.from_numpy(cv2.imread(str(f), cv2.IMREAD_COLOR_RGB)).permute(2, 0, 1))
+            for f in images.files
+        ]
+    )
+    with torch.inference_mode():
+        return backbone.codes(x, [tap])[tap].numpy()
+
+
+def assert_same_codes(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal up to float noise, on unit rows (a random network's raw codes are tiny)."""
+    unit = lambda x: np.asarray(x) / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(unit(a), unit(b), atol=1e-4)
+    assert np.abs(unit(a)).max() > 1e-2
+
+
+def test_codes_match_a_plain_forward_and_taps_share_one_pass(
+    backbone, images, tmp_path, monkeypatch
+):
+    calls = []
+    codes = backbone.codes
+    monkeypatch.setattr(
+        backbone, "codes", lambda x, taps: (calls.append(list(taps)), codes(x, taps))[1]
+    )
+    store = CodeStore(tmp_path / "codes")
+    sets = extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    assert calls == [["pool", "logits"]] * 3  # 10 images in batches of 4: one pass per batch
+    # a second call finds the codes and extracts nothing
+    extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    assert len(calls) == 3
+    assert sets["pool"].ids == images.names
+    assert (sets["pool"].dim, sets["logits"].dim) == (1280, 1000)
+    assert_same_codes(sets["pool"].codes, direct_codes(backbone, images, "pool"))
+    assert sets["pool"].meta["transform"]["crop"].startswith("none")
+    assert not list((tmp_path / "codes" / "mnv2" / "toy").glob(".partial*"))
+
+
+def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path, monkeypatch):
+    store = CodeStore(tmp_path / "codes")
+    original = CodeExtractor.predict_step
+    seen: list[int] = []
+
+    def failing(self, batch, batch_idx):
+        if batch_idx == 2:
+            raise RuntimeError("power cut")
+        seen.extend(batch[1].tolist())
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(CodeExtractor, "predict_step", failing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+    assert not store.exists("mnv2", "toy", "pool")
+    assert sorted(seen) == list(range(8))
+
+    seen.clear()
+    monkeypatch.setattr(
+        CodeExtractor,
+        "predict_step",
+        lambda self, b, i: (seen.extend(b[1].tolist()), original(self, b, i))[1],
+    )
+    sets = extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+    assert sorted(seen) == [8, 9]  # only what the first run had not written
+    assert_same_codes(sets["pool"].codes, direct_codes(backbone, images, "pool"))
+
+
+def test_unreadable_image_is_reported_skipped_and_recorded(backbone, images, tmp_path, caplog):
+    images.files[3].write_bytes(b"not a jpeg at all")
+    store = CodeStore(tmp_path / "codes")
+    sets = extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+    assert "im03" not in sets["pool"].ids and len(sets["pool"]) == 9
+    assert sets["pool"].meta["failed"] == ["im03"]
+    assert "im03.jpg" in caplog.text
+    # no zero-filled row stands in for it
+    assert np.all(np.linalg.norm(sets["pool"].codes, axis=1) > 0)
+
+
+def test_merge_deduplicates_padded_ranks_in_image_set_order(tmp_path):
+    """A DistributedSampler pads with repeats: rank 1 sees image 0 again."""
+    images = ImageSet("s", [f"n{i}" for i in range(5)], [tmp_path / f"n{i}.jpg" for i in range(5)])
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    codes = np.arange(5, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    for rank, idx in ((0, [0, 2, 4]), (1, [1, 3, 0])):
+        np.savez(
+            partial / f"shard-{rank}-000000.npz",
+            index=np.array(idx),
+            failed=np.array([], np.int64),
+            tap_t=codes[idx],
+        )
+    store = CodeStore(tmp_path / "codes")
+    _merge(partial, images, "m", "s", ["t"], store, "float16", {"model": "m"})
+    out = store.read("m", "s", "t")
+    assert out.ids == images.names and out.codes.dtype == np.float16
+    np.testing.assert_array_equal(out.codes[:, 0], [0, 1, 2, 3, 4])
+
+
+def test_query_boxes_crop_before_resizing(backbone, tmp_path):
+    img = tmp_path / "q.jpg"
+    write_jpeg(img, size=(64, 48), seed=1)
+    full = ImageSet("q_full", ["q"], [img])
+    boxed = ImageSet("q_box", ["q"], [img], boxes=[(0.0, 0.0, 32.0, 24.0)])
+    store = CodeStore(tmp_path / "codes")
+    a = extract_codes(full, "m", ["pool"], store, SETTINGS, backbone=backbone)["pool"]
+    b = extract_codes(boxed, "m", ["pool"], store, SETTINGS, backbone=backbone)["pool"]
+    assert b.meta["transform"]["query_boxes"] and not a.meta["transform"]["query_boxes"]
+    a_unit, b_unit = (np.asarray(c.codes) / np.linalg.norm(c.codes) for c in (a, b))
+    assert np.abs(a_unit - b_unit).max() > 1e-3
