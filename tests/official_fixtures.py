@@ -16,12 +16,14 @@ wrote, so tests can compare a reader's output with the truth without re-parsing 
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 BBox = tuple[float, float, float, float]
@@ -301,3 +303,16 @@ def write_ranks(path: str | Path, lists: Mapping[str, Sequence[str]]) -> Path:
     path = Path(path)
     _write_text(path, [f"{q}: {' '.join(names)}" for q, names in lists.items()])
     return path
+
+
+SHARED_DATA = Path(
+    os.environ.get("NCL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def shared(path: str) -> Path:
+    """A file or folder of the real benchmark samples beside the checkout (skip if absent)."""
+    target = SHARED_DATA / path
+    if not target.exists():
+        pytest.skip(f"{target} not available")
+    return target

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 from official_fixtures import (
+    shared,
     write_holidays,
     write_oxford,
     write_paris,
@@ -22,17 +21,6 @@ from ncl.data.benchmarks.oxford import read_oxford, read_oxford_gt
 from ncl.data.benchmarks.revisited import read_revisited, read_revisited_gnd
 from ncl.data.benchmarks.ukb import read_ukb
 from ncl.eval.protocols import APProtocol, RevisitedProtocol, UKBProtocol
-
-SHARED_DATA = Path(
-    os.environ.get("NCL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-
-
-def shared(path: str) -> Path:
-    target = SHARED_DATA / path
-    if not target.exists():
-        pytest.skip(f"{target} not available")
-    return target
 
 
 def perfect_ranks(b: Benchmark, protocol: APProtocol) -> np.ndarray:

@@ -68,6 +68,11 @@ def test_codes_match_a_plain_forward_and_taps_share_one_pass(
     assert_same_codes(sets["pool"].codes, direct_codes(backbone, images, "pool"))
     assert sets["pool"].meta["transform"]["crop"].startswith("none")
     assert not list((tmp_path / "codes" / "mnv2" / "toy").glob(".partial*"))
+    # an image rewritten since (a regenerated benchmark): the stored codes are stale
+    write_jpeg(images.files[0], size=(50, 50), seed=99)
+    before = len(calls)
+    extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    assert len(calls) == before + 3
 
 
 def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path, monkeypatch):

@@ -8,6 +8,8 @@ an unreadable image is reported by name, never zero-filled.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,19 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def fingerprint(self) -> str:
+        """Changes when any image, crop box or rotation does (file size and mtime stand in for
+        content), so codes of a regenerated or edited set are never taken for current."""
+        h = hashlib.sha1()
+        for name, path in zip(self.names, self.files, strict=True):
+            try:
+                st = path.stat()
+                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{name}\0missing\n".encode())
+        h.update(json.dumps([self.boxes, sorted(self.rotations.items())]).encode())
+        return h.hexdigest()[:16]
 
 
 def folder_image_set(name: str, root: str | Path) -> ImageSet:

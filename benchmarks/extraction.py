@@ -1,0 +1,147 @@
+"""Extraction throughput: python -m benchmarks.extraction [--images N] [--memory]
+
+For each network at batch 32, in the same run, on the demo benchmark's JPEGs (384 px):
+  forward   the forward pass alone on tensors already in memory (the ceiling)
+  ncl       extract_codes end to end: JPEG files -> code sets on disk (Lightning predict)
+  plain     torchvision ImageFolder + DataLoader + forward loop (PIL decode, same resize)
+--memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
+not grow with the number of images (codes go to disk shard by shard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from torchvision.datasets.folder import pil_loader
+
+from ncl.codes.extract import ExtractionSettings, extract_codes
+from ncl.codes.store import CodeStore
+from ncl.data.demo import build_demo
+from ncl.data.images import ImageSet
+from ncl.models import create_backbone
+
+BATCH = 32
+TAP = {"alexnet": "l7", "efficientnet_lite0": "pool"}
+
+
+class PlainFiles(Dataset):
+    def __init__(self, files: list[Path], tf) -> None:
+        self.files, self.tf = files, tf
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        return self.tf(pil_loader(str(self.files[i])))
+
+
+def forward_alone(net, n: int, tap: str) -> float:
+    x = torch.randn(BATCH, 3, 224, 224).to(memory_format=torch.channels_last)
+    net = net.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        net.codes(x, [tap])
+        start = time.perf_counter()
+        for _ in range(max(1, n // BATCH)):
+            net.codes(x, [tap])
+    return max(1, n // BATCH) * BATCH / (time.perf_counter() - start)
+
+
+def plain_loop(net, files: list[Path], tap: str, workers: int) -> float:
+    tf = transforms.Compose(
+        [
+            transforms.Resize((224, 224)),
+            transforms.ToTensor(),
+            transforms.Normalize(net.mean, net.std),
+        ]
+    )
+    loader = DataLoader(PlainFiles(files, tf), batch_size=BATCH, num_workers=workers)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for x in loader:
+            net.codes(x, [tap])
+    return len(files) / (time.perf_counter() - start)
+
+
+def ncl_extract(net, name: str, images: ImageSet, tap: str, workers: int) -> float:
+    root = Path(tempfile.mkdtemp())
+    settings = ExtractionSettings(batch_size=BATCH, num_workers=workers, progress=False)
+    start = time.perf_counter()
+    extract_codes(images, name, [tap], CodeStore(root), settings, backbone=net)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(root)
+    return len(images) / seconds
+
+
+def peak_rss_child(images: ImageSet, workers: int, conn) -> None:
+    net = create_backbone("efficientnet_lite0", pretrained=False).eval()
+    ncl_extract(net, "efficientnet_lite0", images, "pool", workers)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    conn.send((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, children / 1024))
+
+
+def peak_rss(images: ImageSet, workers: int) -> tuple[float, float]:
+    parent, child = mp.Pipe()
+    p = mp.get_context("spawn").Process(target=peak_rss_child, args=(images, workers, child))
+    p.start()
+    out = parent.recv()
+    p.join()
+    return out
+
+
+def repeated(images: ImageSet, times: int) -> ImageSet:
+    return ImageSet(
+        f"{images.name}x{times}",
+        [f"{n}#{k}" for k in range(times) for n in images.names],
+        [f for _ in range(times) for f in images.files],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--memory", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("NCL_DEMO_OPENCV_DIR", "")
+    demo = Path(tempfile.gettempdir()) / "ncl-bench-demo"
+    build_demo(demo)
+    files = sorted((demo / "jpg").glob("*.jpg"))
+    files = (files * (args.images // len(files) + 1))[: args.images]
+    images = ImageSet("bench", [f"{i:06d}" for i in range(len(files))], files)
+    print(
+        f"{len(files)} JPEGs, batch {BATCH}, {args.workers} loader workers, {torch.get_num_threads()} torch threads"
+    )
+    print(
+        "| network | forward alone img/s | ncl end to end img/s | plain ImageFolder loop img/s | ncl / forward | ncl / plain |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        fwd = forward_alone(net, len(files), tap)
+        ours = ncl_extract(net, name, images, tap, args.workers)
+        plain = plain_loop(net, files, tap, args.workers)
+        print(
+            f"| {name} | {fwd:.1f} | {ours:.1f} | {plain:.1f} | {ours / fwd:.2f} | {ours / plain:.2f} |"
+        )
+    if args.memory:
+        print(
+            "\n| images extracted (efficientnet_lite0) | peak RSS main MB | peak RSS loader workers MB |"
+        )
+        print("|---|---|---|")
+        for times in (1, 4):
+            main_mb, workers_mb = peak_rss(repeated(images, times), args.workers)
+            print(f"| {len(images) * times} | {main_mb:.0f} | {workers_mb:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

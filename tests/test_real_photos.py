@@ -1,0 +1,77 @@
+"""Neural codes on real photographs: the embedded demo and the real UKB sample.
+
+ImageNet codes must beat a randomly initialised network's by a wide margin: the evidence that
+extraction, compression, search and scoring are wired the right way round on real images.
+"""
+
+import os
+
+import pytest
+from official_fixtures import shared
+
+from ncl.codes.extract import ExtractionSettings
+from ncl.codes.store import CodeStore
+from ncl.data.benchmarks.ukb import read_ukb
+from ncl.data.demo import demo_benchmark
+from ncl.data.images import folder_image_set
+from ncl.eval.run import CompressionSpec, evaluate
+
+SETTINGS = ExtractionSettings(batch_size=32, num_workers=1, progress=False)
+SHIPPED = ("efficientnet_lite0", "mobilenet_v2")
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    return CodeStore(tmp_path_factory.mktemp("codes"))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    os.environ.setdefault("NCL_DEMO_OPENCV_DIR", "")  # the same benchmark on every machine
+    return demo_benchmark(tmp_path_factory.mktemp("demo") / "demo")
+
+
+def headline(rows, key):
+    return {(r.tap, r.dim): r.metrics[key] for r in rows}
+
+
+def test_demo_imagenet_codes_beat_random_init_and_pca_keeps_most(demo, store):
+    fit = folder_image_set("demo_train", demo.database_files[0].parents[1] / "train")
+    spec = CompressionSpec(method="pca", dims=(None, 64), fit_on=fit)
+    trained = headline(evaluate(demo, "efficientnet_lite0", ["pool"], spec, store, SETTINGS), "mAP")
+    random_init = headline(
+        evaluate(
+            demo,
+            "efficientnet_lite0",
+            ["pool"],
+            CompressionSpec(),
+            store,
+            SETTINGS,
+            pretrained=False,
+        ),
+        "mAP",
+    )
+    assert trained[("pool", 1280)] > 0.55
+    assert trained[("pool", 1280)] > random_init[("pool", 1280)] + 0.25
+    assert trained[("pool", 64)] > random_init[("pool", 1280)]
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_ukb_sample_shipped_networks_beat_random_init(model, store):
+    ukb = read_ukb(shared("ukbench-1000"))
+    assert len(ukb.database) == 1000
+    ns = headline(evaluate(ukb, model, ["pool"], CompressionSpec(), store, SETTINGS), "N-S")
+    random_init = headline(
+        evaluate(
+            ukb,
+            "efficientnet_lite0",
+            ["pool"],
+            CompressionSpec(),
+            store,
+            SETTINGS,
+            pretrained=False,
+        ),
+        "N-S",
+    )
+    assert ns[("pool", 1280)] > 3.0
+    assert ns[("pool", 1280)] > random_init[("pool", 1280)] + 0.8
