@@ -78,17 +78,30 @@ def test_oxford_run_matches_score_cli_on_the_same_codes(oxford, tmp_path, capsys
     )
 
 
-def test_ukb_uses_database_codes_for_queries_and_ranks_four_deep(tmp_path):
+@pytest.mark.parametrize("logger", ["csv", "wandb"])
+def test_ukb_uses_database_codes_for_queries_and_logs_metrics(tmp_path, logger):
     root = tmp_path / "ukb"
     write_ukb(root, n_objects=3)
     cfg = evaluate_cfg(
         tmp_path,
-        ["benchmark=ukb", f"benchmark.reader.root={root}", "compression=none", "taps=[logits]"],
+        [
+            "benchmark=ukb",
+            f"benchmark.reader.root={root}",
+            "compression=none",
+            "taps=[logits]",
+            f"logger={logger}",
+        ],
     )
     run_evaluation(cfg)
     row = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
     assert row["depth"] == 4 and 1.0 <= row["metrics"]["N-S"] <= 4.0
     assert not (tmp_path / "data" / "codes" / "efficientnet_lite0" / "ukb_queries").exists()
+    if logger == "csv":
+        metrics = (tmp_path / "out" / "csv" / "metrics.csv").read_text()
+        assert "logits/none1000/N-S" in metrics.splitlines()[0]
+    else:  # offline, no account: the run's files are written for a later `wandb sync`
+        runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
 def test_pca_without_a_fit_set_is_a_clear_error(oxford, tmp_path):
