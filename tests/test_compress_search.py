@@ -59,7 +59,7 @@ def test_rank_is_exact_l2_order():
     full = rank(db, q)
     assert full.depth == 300 and full.device == "cpu"
     np.testing.assert_array_equal(full.ranks, expected)
-    top = rank(db, q, depth=5, batch_size=2)
+    top = rank(db, q, depth=5, max_results=10)
     np.testing.assert_array_equal(top.ranks, expected[:, :5])
     assert rank(db, q, depth=10_000).depth == 300
 
