@@ -124,6 +124,7 @@ def quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*persistent_workers.*")
             yield
     finally:
         logger.setLevel(level)
