@@ -1,0 +1,88 @@
+"""Encode a whole image set into a code set, the format evaluation reads for neural codes too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncl.baselines.encoders import BoVW, Encoder
+from ncl.baselines.local_features import LocalFeatureCache
+from ncl.baselines.progress import progress_bar
+from ncl.codes.store import CodeSet, CodeSetError, finish_code_set, read_codes, staging_dir
+
+
+def iter_batches(
+    cache: LocalFeatureCache, batch_size: int
+) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    """(names, descriptor arrays) of the cache's images, `batch_size` images at a time, in order."""
+    for start in range(0, len(cache.names), batch_size):
+        names = list(cache.names[start : start + batch_size])
+        yield names, [cache.descriptors(n) for n in names]
+
+
+def fit_bovw_idf(encoder: BoVW, cache: LocalFeatureCache, *, batch_size: int = 64) -> np.ndarray:
+    """Fit `encoder`'s idf on the visual-word counts of every image in `cache`."""
+    counts = [encoder.counts(sets) for _, sets in iter_batches(cache, batch_size)]
+    return encoder.fit_idf(np.concatenate(counts) if counts else np.zeros((0, encoder.k)))
+
+
+def _reusable(path: Path, ids: list[str], meta: dict[str, Any]) -> CodeSet | None:
+    """The code set at `path` if it is complete and was made from the same inputs, else None."""
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        existing = read_codes(path)
+    except CodeSetError:
+        return None
+    same_meta = all(existing.meta.get(key) == value for key, value in meta.items())
+    return existing if same_meta and existing.ids == ids else None
+
+
+def encode_image_set(
+    cache: LocalFeatureCache,
+    encoder: Encoder,
+    out_path: str | Path,
+    meta: dict[str, Any] | None = None,
+    *,
+    batch_size: int = 64,
+) -> CodeSet:
+    """Encode every image of `cache` into a float32 code set at `out_path`, published atomically.
+
+    The meta records the encoder, the local features and the images that could not be read (they
+    have no row: evaluation then names them as missing instead of ranking a fake code). A complete
+    code set already at `out_path` with the same meta and images is returned as it is.
+    """
+    out_path = Path(out_path)
+    ids = list(cache.names)
+    # Through JSON so that tuples, paths etc. compare equal to what meta.json gives back.
+    wanted = json.loads(
+        json.dumps(
+            {
+                **(meta or {}),
+                **encoder.config(),
+                **cache.config(),
+                "unreadable_images": sorted(cache.failed),
+            },
+            default=str,
+        )
+    )
+    if (existing := _reusable(out_path, ids, wanted)) is not None:
+        return existing
+    with staging_dir(out_path) as tmp:
+        codes = np.lib.format.open_memmap(
+            tmp / "codes.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
+        )
+        row = 0
+        with progress_bar(f"{encoder.name} → {out_path.name}", len(ids)) as advance:
+            for names, descriptor_sets in iter_batches(cache, batch_size):
+                codes[row : row + len(names)] = encoder.encode_batch(descriptor_sets)
+                row += len(names)
+                advance(len(names))
+        codes.flush()
+        del codes
+        finish_code_set(tmp, ids, encoder.dim, "float32", wanted)
+    return read_codes(out_path)
