@@ -145,3 +145,35 @@ def test_query_boxes_crop_before_resizing(backbone, tmp_path):
     assert b.meta["transform"]["query_boxes"] and not a.meta["transform"]["query_boxes"]
     a_unit, b_unit = (np.asarray(c.codes) / np.linalg.norm(c.codes) for c in (a, b))
     assert np.abs(a_unit - b_unit).max() > 1e-3
+
+
+def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
+    """Two gloo ranks share the images through Lightning's DistributedSampler; rank 0 publishes
+    one set in image order, rank 1 waits for it (padding itself is covered by the merge test)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [
+        sys.executable,
+        str(root / "extract.py"),
+        f"images.root={images.files[0].parent}",
+        "images.name=toy",
+        "model=mobilenet_v2",
+        "model.pretrained=false",
+        "taps=[pool]",
+        f"paths.codes_dir={tmp_path / 'codes'}",
+        "extraction.accelerator=cpu",
+        "extraction.devices=2",
+        "extraction.strategy=ddp",
+        "extraction.batch_size=3",
+        "extraction.num_workers=0",
+        "extraction.progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    store = CodeStore(tmp_path / "codes")
+    out = store.read("mobilenet_v2-random-init", "toy", "pool")
+    assert out.ids == images.names and out.codes.shape == (10, 1280)
+    assert not list(out.path.parent.glob(".partial*"))

@@ -26,10 +26,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
-from torch.utils.data import DataLoader
 
 from ncl.codes.store import CodeSet, CodeStore, finish_code_set, read_codes, staging_dir
-from ncl.data.images import ImageSet, ImageSetDataset, collate_skipping_failures
+from ncl.data.images import ImageSet, ImageSetDataModule
 from ncl.data.transforms import extraction_transform
 from ncl.models import Backbone, create_backbone
 
@@ -227,14 +226,13 @@ def _extract(
             model,
             ", ".join(taps),
         )
-        transform = extraction_transform(backbone.mean, backbone.std, backbone.input_size)
-        loader = DataLoader(
-            ImageSetDataset(images, transform, todo, extra_rotation=settings.extra_rotation),
+        data = ImageSetDataModule(
+            images,
+            extraction_transform(backbone.mean, backbone.std, backbone.input_size),
+            indices=todo,
             batch_size=settings.batch_size,
             num_workers=settings.num_workers,
-            collate_fn=collate_skipping_failures,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=False,
+            extra_rotation=settings.extra_rotation,
         )
         with quiet_lightning():
             trainer = pl.Trainer(
@@ -249,17 +247,34 @@ def _extract(
                 callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
             )
             trainer.predict(
-                CodeExtractor(backbone, taps), dataloaders=loader, return_predictions=False
+                CodeExtractor(backbone, taps), datamodule=data, return_predictions=False
             )
         trainer.strategy.barrier()
-        if not trainer.is_global_zero:
-            return
-        left = len(images) - len(_done_indices(partial_dir))
-        if trainer.interrupted or left:
-            raise RuntimeError(
-                f"extraction of {image_set} stopped with {left} images to go; "
-                f"run the same command again to resume from {partial_dir}"
-            )
+        if trainer.is_global_zero:
+            left = len(images) - len(_done_indices(partial_dir))
+            if trainer.interrupted or left:
+                raise RuntimeError(
+                    f"extraction of {image_set} stopped with {left} images to go; "
+                    f"run the same command again to resume from {partial_dir}"
+                )
+            _publish(partial_dir, images, image_set, model, taps, store, settings, backbone, key)
+        # the other ranks read the code sets only once rank 0 has published them
+        trainer.strategy.barrier()
+    else:
+        _publish(partial_dir, images, image_set, model, taps, store, settings, backbone, key)
+
+
+def _publish(
+    partial_dir: Path,
+    images: ImageSet,
+    image_set: str,
+    model: str,
+    taps: Sequence[str],
+    store: CodeStore,
+    settings: ExtractionSettings,
+    backbone: Backbone,
+    key: str,
+) -> None:
     meta = {
         "model": model,
         "backbone": backbone.config,

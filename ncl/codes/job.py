@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -17,8 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def image_sets(cfg: DictConfig) -> list[ImageSet]:
-    if cfg.get("images"):
-        return [folder_image_set(cfg.images.name, cfg.images.root)]
+    if cfg.images.root:
+        return [folder_image_set(cfg.images.name or Path(cfg.images.root).name, cfg.images.root)]
     benchmark = instantiate(cfg.benchmark.reader)
     sets = [database_image_set(benchmark)]
     if not benchmark.queries_in_database:

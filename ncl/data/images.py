@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
@@ -153,3 +154,32 @@ def collate_skipping_failures(
         torch.tensor([i for _, i in good], dtype=torch.long),
         failed,
     )
+
+
+class ImageSetDataModule(pl.LightningDataModule):
+    """Predict-only data of one image set (or the `indices` of it still to do); Lightning adds
+    the DistributedSampler when several devices share the work."""
+
+    def __init__(
+        self,
+        images: ImageSet,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        indices: Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 2,
+        extra_rotation: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dataset = ImageSetDataset(images, transform, indices, extra_rotation=extra_rotation)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_skipping_failures,
+            pin_memory=torch.cuda.is_available(),
+        )
