@@ -31,6 +31,7 @@ from ncl.baselines.normalize import intra_normalize, l2_normalize, power_law
 from ncl.baselines.sparse_coding import lasso_fista, lasso_objective
 from ncl.baselines.vocabulary import build_vocabulary
 from ncl.codes.store import read_codes
+from ncl.data.transforms import crop_box, rotate90
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
@@ -226,6 +227,31 @@ def test_cache_holds_lossless_descriptors_in_name_order(
     np.testing.assert_array_equal(sift_view.descriptors("chelsea"), raw.astype(np.float32))
 
 
+def test_cache_crops_and_turns_images_as_neural_extraction_does(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    """A query box, then a quarter turn: the SIFT of the very pixels the network is given."""
+    box, degrees = (40.5, 30.2, 300.7, 250.0), 90
+    cache = extract_local_features(
+        photos[:2],
+        ["boxed", "turned"],
+        tmp_path,
+        boxes=[box, None],
+        rotations=[0, degrees],
+        rootsift=False,
+        max_keypoints=200,
+        workers=1,
+    )
+    gray = [torch.from_numpy(read_gray(f)) for f in photos[:2]]
+    neural_view = [crop_box(gray[0], box).numpy(), rotate90(gray[1], degrees).numpy()]
+    assert neural_view[0].shape == (220, 261) and neural_view[1].shape == gray[1].shape[::-1]
+    for name, pixels in zip(["boxed", "turned"], neural_view, strict=True):
+        expected = sift(np.ascontiguousarray(pixels), max_keypoints=200, max_side=None)
+        np.testing.assert_array_equal(cache.descriptors(name), expected.astype(np.float32))
+    with pytest.raises(ValueError, match="one each per image"):
+        extract_local_features(photos[:2], ["a", "b"], tmp_path / "x", boxes=[box], workers=1)
+
+
 def test_cache_resumes_without_recomputing(
     photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,7 +354,7 @@ def test_encode_image_set_writes_a_readable_code_set(
     np.testing.assert_allclose(np.linalg.norm(codes.codes, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(codes.codes[1], encoder.encode(cache.descriptors("chelsea")), 1e-5)
     assert codes.meta["encoder"] == name and codes.meta["benchmark"] == "demo"
-    assert codes.meta["unreadable_images"] == []
+    assert codes.meta["failed"] == []
 
     mtime = (out / "codes.npy").stat().st_mtime_ns
     monkeypatch.setattr(encode_module, "staging_dir", None)  # reuse must not write anything

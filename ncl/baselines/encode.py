@@ -52,8 +52,9 @@ def encode_image_set(
 ) -> CodeSet:
     """Encode every image of `cache` into a float32 code set at `out_path`, published atomically.
 
-    The meta records the encoder, the local features and the images that could not be read (they
-    have no row: evaluation then names them as missing instead of ranking a fake code). A complete
+    The meta records the encoder, the local features and, under `failed` as for neural codes, the
+    images that could not be read (they have no row: evaluation counts them as never retrieved
+    instead of ranking a fake code). A complete
     code set already at `out_path` with the same meta and images is returned as it is.
     """
     out_path = Path(out_path)
@@ -65,7 +66,7 @@ def encode_image_set(
                 **(meta or {}),
                 **encoder.config(),
                 **cache.config(),
-                "unreadable_images": sorted(cache.failed),
+                "failed": sorted(cache.failed),
             },
             default=str,
         )

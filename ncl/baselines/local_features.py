@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from ncl.baselines.progress import progress_bar
+from ncl.data.geometry import BBox, crop_box, quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,24 @@ def descriptor_file(root: Path, name: str) -> Path:
     return root / "descriptors" / f"{quote(name, safe='')}.npy"
 
 
-_Task = tuple[str, str, str, int, int | None]
+# name, file, target, max_keypoints, max_side, box, rotation in degrees
+_Task = tuple[str, str, str, int, int | None, BBox | None, int]
 
 
 def _extract_one(task: _Task) -> tuple[str, str | None]:
-    """Extract and store one image's descriptors; return (name, reason it failed or None)."""
-    name, file, target, max_keypoints, max_side = task
+    """Extract and store one image's descriptors; return (name, reason it failed or None).
+
+    The image is cropped to its box and then turned upright, in its own pixels, as neural-code
+    extraction does (`ncl.data.images`), so both kinds of codes describe the same pixels.
+    """
+    name, file, target, max_keypoints, max_side, box, degrees = task
     try:
-        descriptors = sift(read_gray(Path(file)), max_keypoints=max_keypoints, max_side=max_side)
+        gray = read_gray(Path(file))
+        if box is not None:
+            gray = crop_box(gray, box)
+        if quarter_turns(degrees):
+            gray = np.ascontiguousarray(np.rot90(gray, quarter_turns(degrees)))
+        descriptors = sift(gray, max_keypoints=max_keypoints, max_side=max_side)
     except (OSError, ValueError, cv2.error) as e:
         return name, f"{type(e).__name__}: {e}"
     _save_atomically(Path(target), descriptors)
@@ -168,6 +179,8 @@ def extract_local_features(
     names: Sequence[str],
     cache_dir: Path,
     *,
+    boxes: Sequence[BBox | None] | None = None,
+    rotations: Sequence[int] | None = None,
     rootsift: bool = True,
     max_keypoints: int = 2000,
     max_side: int | None = None,
@@ -175,12 +188,20 @@ def extract_local_features(
 ) -> LocalFeatureCache:
     """SIFT descriptors of `files` (named `names`) in `cache_dir`, extracting only what is missing.
 
+    `boxes` (x1, y1, x2, y2 per image, or None) crop images first, e.g. Oxford's queries;
+    `rotations` (counter-clockwise degrees per image) then turn them upright, e.g. Holidays'.
+    The cache does not record them: give each cropped or rotated variant its own `cache_dir`.
     Runs over a process pool of `workers` processes (in this process when `workers` <= 1).
     Images that cannot be read are logged by name, recorded in failed.json and left out of the
     returned cache's `names`; they are tried again on the next call.
     """
-    if len(files) != len(names):
-        raise ValueError(f"{len(files)} files but {len(names)} names")
+    boxes = [None] * len(names) if boxes is None else list(boxes)
+    rotations = [0] * len(names) if rotations is None else list(rotations)
+    if not len(files) == len(names) == len(boxes) == len(rotations):
+        raise ValueError(
+            f"{len(files)} files, {len(names)} names, {len(boxes)} boxes, "
+            f"{len(rotations)} rotations: one each per image"
+        )
     if len(set(names)) != len(names):
         raise ValueError("image names must be unique")
     cache_dir = Path(cache_dir)
@@ -198,8 +219,8 @@ def extract_local_features(
     failed: dict[str, str] = json.loads(failed_file.read_text()) if failed_file.is_file() else {}
 
     tasks: list[_Task] = [
-        (name, str(file), str(target), max_keypoints, max_side)
-        for name, file in zip(names, files, strict=True)
+        (name, str(file), str(target), max_keypoints, max_side, box, degrees)
+        for name, file, box, degrees in zip(names, files, boxes, rotations, strict=True)
         if not (target := descriptor_file(cache_dir, name)).is_file()
     ]
     try:

@@ -12,14 +12,15 @@ horizontal flip.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-BBox = tuple[float, float, float, float]
+from ncl.data.geometry import BBox, crop_box, quarter_turns
+
+__all__ = ["BBox", "crop_box", "extraction_transform", "rotate90", "training_transform"]
 
 
 def extraction_transform(
@@ -52,25 +53,6 @@ def training_transform(
     )
 
 
-def crop_box(image: Tensor, bbox: BBox) -> Tensor:
-    """The pixels of `image` (... x H x W) covered by `bbox` = (x1, y1, x2, y2), in pixels.
-
-    Every pixel the box touches is kept (the float box is rounded outwards), the box is clipped to
-    the image, and at least one pixel remains.
-    """
-    height, width = image.shape[-2:]
-    x1, y1, x2, y2 = bbox
-    if x2 < x1 or y2 < y1:
-        raise ValueError(f"bounding box {bbox} is not (x1, y1, x2, y2) with x1 <= x2, y1 <= y2")
-    left = min(max(math.floor(x1), 0), width - 1)
-    top = min(max(math.floor(y1), 0), height - 1)
-    right = max(min(math.ceil(x2), width), left + 1)
-    bottom = max(min(math.ceil(y2), height), top + 1)
-    return image[..., top:bottom, left:right]
-
-
 def rotate90(image: Tensor, degrees: int) -> Tensor:
     """`image` (... x H x W) rotated counter-clockwise by `degrees`, a multiple of 90."""
-    if degrees % 90:
-        raise ValueError(f"rotation by {degrees} degrees: only multiples of 90 are supported")
-    return torch.rot90(image, k=(degrees // 90) % 4, dims=(-2, -1))
+    return torch.rot90(image, k=quarter_turns(degrees), dims=(-2, -1))
