@@ -47,3 +47,24 @@ def test_markdown_table_orders_full_first_then_dims():
     recs = records([result("l6", "pca", {256: 0.4, 16: 0.2, 1280: 0.5})])
     header = markdown_table(recs).splitlines()[2]
     assert header.index("full 1280") < header.index("pca 16") < header.index("pca 256")
+
+
+def test_full_codes_of_different_sizes_share_one_column_with_their_dim():
+    """Table 3's layout: neural taps and baselines of other widths, full size and PCA 128."""
+    recs = records(
+        [
+            result("pool", "pca", {1280: 0.7, 128: 0.6}),
+            {
+                "benchmark": "demo",
+                "model": "vlad-k64",
+                "rows": [
+                    {"tap": "vlad", "method": "none", "dim": 8192, "metrics": {"mAP": 0.71}},
+                    {"tap": "vlad", "method": "pca", "dim": 128, "metrics": {"mAP": 0.38}},
+                ],
+            },
+        ]
+    )
+    lines = markdown_table(recs).splitlines()
+    assert lines[2] == "| benchmark | model | tap | dim | full | pca 128 |"
+    assert "| demo | m | pool | 1280 | 0.7000 | 0.6000 |" in lines
+    assert "| demo | vlad-k64 | vlad | 8192 | 0.7100 | 0.3800 |" in lines

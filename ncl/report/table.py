@@ -50,26 +50,44 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
-    """Rows (benchmark, model, tap) x columns (compression, dim) of the headline metric."""
-    columns = sorted({(r["method"], r["dim"]) for r in recs}, key=lambda c: (c[0] != "none", c[1]))
+    """Rows (benchmark, model, tap) x columns (compression, dim) of the headline metric.
+
+    Where the uncompressed codes differ in size from row to row (taps of different widths, or
+    neural codes beside the baselines' 64- to 8192-d codes), they share one `full` column and a
+    `dim` column gives each row's size, as the paper's Table 3 lays them out.
+    """
+    full_dims = {r["dim"] for r in recs if r["method"] == "none"}
+    shared_full = len(full_dims) > 1
+    columns = sorted(
+        {(r["method"], None if shared_full and r["method"] == "none" else r["dim"]) for r in recs},
+        key=lambda c: (c[0] != "none", c[1] or 0),
+    )
     keys = sorted({(r["benchmark"], r["model"], r["tap"]) for r in recs})
     value = {}
+    size: dict[tuple[str, str, str], int] = {}
     for r in recs:
         name, v = headline_metric(
             {k: r[k] for k in r if k not in ("benchmark", "model", "tap", "method", "dim")}
         )
-        value[(r["benchmark"], r["model"], r["tap"], r["method"], r["dim"])] = (name, v)
+        key = (r["benchmark"], r["model"], r["tap"])
+        if shared_full and r["method"] == "none":
+            size[key] = r["dim"]
+            value[(*key, "none", None)] = (name, v)
+        else:
+            value[(*key, r["method"], r["dim"])] = (name, v)
     metric = next(iter(value.values()))[0] if value else ""
     header = [
         "benchmark",
         "model",
         "tap",
-        *(f"{m} {d}" if m != "none" else f"full {d}" for m, d in columns),
+        *(["dim"] if shared_full else []),
+        *(f"{m} {d}" if m != "none" else "full" if d is None else f"full {d}" for m, d in columns),
     ]
     lines = [f"metric: {metric}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in keys:
         cells = [
             f"{value[(*key, m, d)][1]:.4f}" if (*key, m, d) in value else "" for m, d in columns
         ]
-        lines.append("| " + " | ".join([*key, *cells]) + " |")
+        dim = [str(size.get(key, ""))] if shared_full else []
+        lines.append("| " + " | ".join([*key, *dim, *cells]) + " |")
     return "\n".join(lines) + "\n"
