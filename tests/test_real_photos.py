@@ -10,6 +10,7 @@ import pytest
 from official_fixtures import shared
 
 from ncl.codes.extract import ExtractionSettings
+from ncl.codes.source import NeuralCodes
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks.ukb import read_ukb
 from ncl.data.demo import demo_benchmark
@@ -37,22 +38,15 @@ def headline(rows, key):
 
 def random_init_scores(benchmark, store, key):
     """The same benchmark through a randomly initialised EfficientNet-Lite0 (uncompressed)."""
-    rows = evaluate(
-        benchmark,
-        "efficientnet_lite0",
-        ["pool"],
-        CompressionSpec(),
-        store,
-        SETTINGS,
-        pretrained=False,
-    )
-    return headline(rows, key)
+    source = NeuralCodes("efficientnet_lite0", ["pool"], store, SETTINGS, pretrained=False)
+    return headline(evaluate(benchmark, source, CompressionSpec()), key)
 
 
 def test_demo_imagenet_codes_and_their_pca_beat_random_init(demo, store):
     fit = folder_image_set("demo_train", demo.database_files[0].parents[1] / "train")
     spec = CompressionSpec(method="pca", dims=(None, 64), fit_on=fit)
-    trained = headline(evaluate(demo, "efficientnet_lite0", ["pool"], spec, store, SETTINGS), "mAP")
+    source = NeuralCodes("efficientnet_lite0", ["pool"], store, SETTINGS)
+    trained = headline(evaluate(demo, source, spec), "mAP")
     random_init = random_init_scores(demo, store, "mAP")
     assert trained[("pool", 1280)] > 0.55
     assert trained[("pool", 1280)] > random_init[("pool", 1280)] + 0.25
@@ -63,7 +57,9 @@ def test_demo_imagenet_codes_and_their_pca_beat_random_init(demo, store):
 def test_ukb_sample_shipped_networks_beat_random_init(model, store):
     ukb = read_ukb(shared("ukbench-1000"))
     assert len(ukb.database) == 1000
-    ns = headline(evaluate(ukb, model, ["pool"], CompressionSpec(), store, SETTINGS), "N-S")
+    ns = headline(
+        evaluate(ukb, NeuralCodes(model, ["pool"], store, SETTINGS), CompressionSpec()), "N-S"
+    )
     random_init = random_init_scores(ukb, store, "N-S")
     assert ns[("pool", 1280)] > 3.0
     assert ns[("pool", 1280)] > random_init[("pool", 1280)] + 0.8

@@ -153,6 +153,12 @@ def _source_key(images: ImageSet, model: str, settings: ExtractionSettings) -> s
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
+def stored_model_name(model: str, pretrained: bool = True) -> str:
+    """The model's name in the code store and in results: a randomly initialised network's codes
+    go under `<model>-random-init`, so they never mix with the trained network's."""
+    return model if pretrained else f"{model}-random-init"
+
+
 def extract_codes(
     images: ImageSet,
     model: str,
@@ -165,11 +171,12 @@ def extract_codes(
     """Code sets of `images` for each tap, extracting only those not in `store` yet.
 
     `pretrained=False` extracts with a randomly initialised network (a baseline), stored under
-    `<model>-random-init` so it never mixes with the trained network's codes.
+    `stored_model_name(model, False)`; pass the same `backbone` for every image set, or the sets
+    are extracted by different random networks.
     """
     if not pretrained:
         backbone = backbone or create_backbone(model, pretrained=False)
-        model = f"{model}-random-init"
+        model = stored_model_name(model, pretrained)
     image_set = (
         images.name
         if not settings.extra_rotation

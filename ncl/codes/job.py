@@ -8,11 +8,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ncl.codes.extract import ExtractionSettings, extract_codes
-from ncl.codes.store import CodeStore
-from ncl.config import as_list
+from ncl.codes.source import code_source
 from ncl.data.images import ImageSet, database_image_set, folder_image_set, query_image_set
-from ncl.models import create_backbone
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +27,10 @@ def image_sets(cfg: DictConfig) -> list[ImageSet]:
 
 
 def run_extraction(cfg: DictConfig) -> None:
-    store = CodeStore(cfg.paths.codes_dir)
-    settings = ExtractionSettings(**cfg.extraction)
-    taps = [str(t) for t in as_list(cfg.taps)]
-    pretrained = cfg.model.get("pretrained", True)
-    backbone = create_backbone(cfg.model.name, pretrained=pretrained)
+    """Codes of every image set of the job: a network's taps, or a baseline with `encoder=...`."""
+    source = code_source(cfg, build_backbone=True)
     for images in image_sets(cfg):
-        sets = extract_codes(
-            images, cfg.model.name, taps, store, settings, backbone=backbone, pretrained=pretrained
-        )
-        for tap, codes in sets.items():
+        for tap, codes in source.codes(images).items():
             failed = codes.meta.get("failed", [])
             log.info(
                 "%s %s: %d x %d codes in %s%s",

@@ -13,8 +13,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ncl.codes.extract import ExtractionSettings
-from ncl.codes.store import CodeStore
+from ncl.codes.source import code_source
 from ncl.config import as_list
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import folder_image_set
@@ -71,16 +70,12 @@ def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
 def run_evaluation(cfg: DictConfig) -> float:
     started = time.perf_counter()
     benchmark: Benchmark = instantiate(cfg.benchmark.reader)
-    taps = [str(t) for t in as_list(cfg.taps)]
+    source = code_source(cfg)
     rows = evaluate(
         benchmark,
-        cfg.model.name,
-        taps,
+        source,
         compression_spec(cfg),
-        CodeStore(cfg.paths.codes_dir),
-        ExtractionSettings(**cfg.extraction),
         crop_queries=cfg.crop_queries,
-        pretrained=cfg.model.get("pretrained", True),
         depth=cfg.search.depth,
         use_gpu=cfg.search.gpu,
     )
@@ -90,9 +85,7 @@ def run_evaluation(cfg: DictConfig) -> float:
         output_dir / "results.json",
         {
             "benchmark": benchmark.name,
-            "model": cfg.model.name
-            if cfg.model.get("pretrained", True)
-            else f"{cfg.model.name}-random-init",
+            "model": source.name,
             "queries": len(benchmark.queries),
             "database": len(benchmark.database),
             "fit_on": fit_on_record(cfg),
@@ -102,6 +95,6 @@ def run_evaluation(cfg: DictConfig) -> float:
         },
     )
     log_rows(cfg, rows)
-    print_rows(f"{benchmark.name} · {cfg.model.name}", rows)
+    print_rows(f"{benchmark.name} · {source.name}", rows)
     log.info("results: %s", output_dir / "results.json")
     return headline_metric(rows[0].metrics)[1]

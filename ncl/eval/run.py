@@ -1,8 +1,9 @@
 """The evaluation job: codes -> compression -> search -> protocol -> results.
 
-Codes come from the code store and are extracted on demand (once; later runs and every job of a
-sweep reuse them); PCA bases are fitted once per (fit set, tap) and cached beside the fit codes.
-One call evaluates the product of its taps and dimensions and returns one result row for each.
+Codes come from a code source (a network's taps or a local-feature baseline, `ncl.codes.source`)
+through the code store, computed on demand (once; later runs and every job of a sweep reuse
+them); PCA bases are fitted once per (fit set, tap) and cached beside the fit codes. One call
+evaluates the product of the source's taps and the dimensions and returns one result row each.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ncl.codes.extract import ExtractionSettings, extract_codes
-from ncl.codes.store import CodeSet, CodeStore
+from ncl.codes.source import CodeSource
+from ncl.codes.store import CodeSet
 from ncl.compress.base import Compressor, NoCompression
 from ncl.compress.pca import PCA, cached_pca_basis
 from ncl.data.benchmarks.base import Benchmark
@@ -51,24 +52,15 @@ class ResultRow:
 
 
 def query_codes(
-    benchmark: Benchmark,
-    db: dict[str, CodeSet],
-    model: str,
-    taps: Sequence[str],
-    store: CodeStore,
-    settings: ExtractionSettings,
-    crop: bool,
-    pretrained: bool,
+    benchmark: Benchmark, db: dict[str, CodeSet], source: CodeSource, crop: bool
 ) -> dict[str, np.ndarray]:
     """Query codes per tap, in the benchmark's query order."""
     if benchmark.queries_in_database:
         names = [q.image for q in benchmark.queries]
-        return {t: np.asarray(db[t].codes)[db[t].rows(names)] for t in taps}
-    queries = extract_codes(
-        query_image_set(benchmark, crop), model, taps, store, settings, pretrained=pretrained
-    )
+        return {t: np.asarray(db[t].codes)[db[t].rows(names)] for t in source.taps}
+    queries = source.codes(query_image_set(benchmark, crop))
     names = [q.name for q in benchmark.queries]
-    return {t: np.asarray(queries[t].codes)[queries[t].rows(names)] for t in taps}
+    return {t: np.asarray(queries[t].codes)[queries[t].rows(names)] for t in source.taps}
 
 
 def make_compressor(
@@ -84,23 +76,17 @@ def make_compressor(
 
 def evaluate(
     benchmark: Benchmark,
-    model: str,
-    taps: Sequence[str],
+    source: CodeSource,
     compression: CompressionSpec,
-    store: CodeStore,
-    settings: ExtractionSettings | None = None,
     *,
     crop_queries: bool = True,
-    pretrained: bool = True,
     depth: int | None = None,
     use_gpu: bool | None = None,
 ) -> list[ResultRow]:
-    settings = settings or ExtractionSettings()
+    taps = source.taps
     t0 = time.perf_counter()
-    db = extract_codes(
-        database_image_set(benchmark), model, taps, store, settings, pretrained=pretrained
-    )
-    queries = query_codes(benchmark, db, model, taps, store, settings, crop_queries, pretrained)
+    db = source.codes(database_image_set(benchmark))
+    queries = query_codes(benchmark, db, source, crop_queries)
     fit: dict[str, CodeSet] = {}
     if compression.method != "none" and any(d is not None for d in compression.dims):
         if compression.fit_on_benchmark:
@@ -111,9 +97,7 @@ def evaluate(
                 "or compression.fit_on=self to fit on the benchmark itself"
             )
         else:
-            fit = extract_codes(
-                compression.fit_on, model, taps, store, settings, pretrained=pretrained
-            )
+            fit = source.codes(compression.fit_on)
     codes_seconds = time.perf_counter() - t0
     depth = depth if depth is not None else benchmark.protocol.depth
     missing = len(benchmark.database) - len(db[taps[0]])
@@ -130,6 +114,16 @@ def evaluate(
             np.asarray([benchmark.database.index(n) for n in database.ids]) if missing else None
         )
         for dim in compression.dims:
+            if dim is not None and dim > database.dim:
+                # e.g. PCA to 128 of a 64-word BoVW or sparse code: nothing to compress
+                log.warning(
+                    "%s codes have %d dims: no %s to %d, row skipped",
+                    tap,
+                    database.dim,
+                    compression.method,
+                    dim,
+                )
+                continue
             t1 = time.perf_counter()
             compressor = make_compressor(compression, dim, database.dim, fit.get(tap))
             x, q = compressor(np.asarray(database.codes)), compressor(queries[tap])
@@ -151,6 +145,11 @@ def evaluate(
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
                 )
             )
+    if not rows:
+        raise ValueError(
+            f"nothing evaluated: every dimension asked ({list(compression.dims)}) exceeds the "
+            f"codes' ({', '.join(f'{t}: {db[t].dim}' for t in taps)})"
+        )
     log.info("codes ready in %.1fs", codes_seconds)
     return rows
 
