@@ -1,0 +1,159 @@
+"""One class of an image set: the unit of pair mining's work, of its parallelism and of resuming.
+
+A class's photos are matched pair by pair (`ncl.pairs.matching`) by one process, which also
+extracts their keypoints, so no two processes write one file. The result is written atomically to
+
+  <out>/classes/<q>.json   (<q> the URL-quoted class name)
+
+with the inlier count of every verified pair that has at least one inlier (indices into the
+class's readable photos), the unreadable photos and why, and the *key* it was made under: the
+keypoint and matching settings and every photo's name, file size and mtime. A later run reuses
+the file only under the same key; a class mined with other settings, or whose images changed, is
+mined again (recomputed, never refused). `min_inliers` is not in the key: the graph is built from
+the stored counts, so the threshold can change without matching anything again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ncl.pairs.atomic import write_text_atomically
+from ncl.pairs.graph import Weighted
+from ncl.pairs.keypoints import KeypointCache, KeypointSettings, Stamp, UnreadableImage
+from ncl.pairs.matching import MatchSettings, PairVerifier
+
+CLASS_FORMAT = 1
+# Pairs verified between two progress reports.
+REPORT_EVERY = 32
+
+
+def class_of(name: str) -> str | None:
+    """The class of an image named `<class>/<...>/<image>`: its first folder (None when the
+    image lies directly in the image set's root)."""
+    head, sep, _ = name.partition("/")
+    return head if sep else None
+
+
+def class_file(out_dir: Path, label: str) -> Path:
+    return out_dir / "classes" / f"{quote(label, safe='')}.json"
+
+
+@dataclass(frozen=True)
+class ClassTask:
+    """One class to mine: its images (sorted by name) with the stamps of their files."""
+
+    label: str
+    names: tuple[str, ...]
+    files: tuple[str, ...]
+    stamps: tuple[Stamp | None, ...]
+    file: str
+    cache_dir: str
+    keypoints: KeypointSettings
+    matching: MatchSettings
+
+    @property
+    def pair_count(self) -> int:
+        return len(self.names) * (len(self.names) - 1) // 2
+
+    def key(self) -> dict[str, Any]:
+        """What a finished class file must record to be reused."""
+        return {
+            "format": CLASS_FORMAT,
+            "keypoints": asdict(self.keypoints),
+            "matching": asdict(self.matching),
+            "images": [
+                [n, *(s if s else (None, None))]
+                for n, s in zip(self.names, self.stamps, strict=True)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ClassGraph:
+    """A mined class: `images` the readable photos (the graph's nodes, sorted), `unreadable`
+    the others with the reason, `inliers` every verified pair (indices into `images`, a < b)
+    with at least one inlier."""
+
+    label: str
+    images: tuple[str, ...]
+    unreadable: dict[str, str]
+    inliers: tuple[Weighted, ...]
+    pairs_verified: int
+    seconds: float
+
+
+def read_class_file(path: Path, key: dict[str, Any]) -> tuple[ClassGraph | None, str]:
+    """The finished class at `path` if it was made under `key`; else None and why not."""
+    if not path.is_file():
+        return None, "not mined yet"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            changed = [k for k in key if data.get("key", {}).get(k) != key[k]]
+            return None, f"mined with other {' and '.join(changed)}, mining them again"
+        return ClassGraph(
+            label=data["label"],
+            images=tuple(data["images"]),
+            unreadable=dict(data["unreadable"]),
+            inliers=tuple((int(a), int(b), int(n)) for a, b, n in data["inliers"]),
+            pairs_verified=int(data["pairs_verified"]),
+            seconds=float(data["seconds"]),
+        ), "finished"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"with an unreadable class file ({type(e).__name__}), mining them again"
+
+
+def write_class_file(path: Path, key: dict[str, Any], graph: ClassGraph) -> None:
+    data = {"key": key, **asdict(graph)}
+    data["inliers"] = [list(t) for t in graph.inliers]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def mine_class(task: ClassTask, report: Callable[[int], None]) -> ClassGraph:
+    """Extract (or load) the class's keypoints, verify every pair, write the class file.
+
+    `report(n)` is told every few pairs how many more were verified.
+    """
+    start = time.perf_counter()
+    cache = KeypointCache(Path(task.cache_dir), task.keypoints)
+    verifier = PairVerifier(task.matching)
+    names, prepared, unreadable = [], [], {}
+    for name, file, stamp in zip(task.names, task.files, task.stamps, strict=True):
+        try:
+            if stamp is None:
+                raise UnreadableImage(f"{file}: missing")
+            prepared.append(verifier.prepare(cache.get(name, Path(file))))
+            names.append(name)
+        except UnreadableImage as e:
+            unreadable[name] = str(e)
+    inliers: list[Weighted] = []
+    done = pending = 0
+    for a in range(len(prepared)):
+        for b in range(a + 1, len(prepared)):
+            count = verifier.inliers(prepared[a], prepared[b])
+            if count > 0:
+                inliers.append((a, b, count))
+            done += 1
+            pending += 1
+            if pending == REPORT_EVERY:
+                report(pending)
+                pending = 0
+    if pending:
+        report(pending)
+    graph = ClassGraph(
+        label=task.label,
+        images=tuple(names),
+        unreadable=unreadable,
+        inliers=tuple(inliers),
+        pairs_verified=done,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    write_class_file(Path(task.file), task.key(), graph)
+    return graph

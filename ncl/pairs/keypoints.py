@@ -1,0 +1,118 @@
+"""SIFT keypoints (locations and descriptors) per image, cached on disk for pair mining.
+
+The baselines' descriptor cache (`ncl.baselines.local_features`) keeps descriptors only; a
+geometric check needs where each keypoint is, so this cache keeps both, from the same SIFT
+function (`sift_keypoints`). Layout:
+
+  <cache root>/k<max_keypoints>-s<max_side>/<q>.npz   <q> the URL-quoted image name
+
+Each file holds `xy` (n x 2 float32), `descriptors` (n x 128 uint8) and `stamp` (the image file's
+size and mtime in ns when it was read). The folder name carries the extraction settings, so
+other settings never read these keypoints; a stamp that no longer matches the image file (a
+regenerated image set) makes the image be extracted again. Files are written atomically, so two
+runs or an interrupted one never leave a partial file. An unreadable image is not cached: it is
+reported by name each time and tried again on the next run.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
+
+import cv2
+import numpy as np
+
+from ncl.baselines.local_features import read_gray, sift_keypoints
+from ncl.pairs.atomic import write_atomically
+
+
+class UnreadableImage(Exception):
+    """An image file that cannot be read or decoded; the message says why."""
+
+
+@dataclass(frozen=True)
+class KeypointSettings:
+    """What determines the keypoints: at most `max_keypoints` per image (strongest response
+    first), images shrunk to `max_side` pixels on their longer side first (None: never)."""
+
+    max_keypoints: int = 2000
+    max_side: int | None = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_keypoints < 1 or (self.max_side is not None and self.max_side < 16):
+            raise ValueError(f"need max_keypoints >= 1 and max_side >= 16 or None: {self}")
+
+    def folder(self) -> str:
+        return f"k{self.max_keypoints}-s{self.max_side or 'full'}"
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """One image's keypoints: `xy` (n x 2 float32, pixels of the image SIFT saw) and
+    `descriptors` (n x 128 uint8)."""
+
+    xy: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+
+Stamp = tuple[int, int]
+
+
+def file_stamp(path: Path) -> Stamp:
+    """(size, mtime in ns): stands in for the content of an image file, as the code store's
+    fingerprints do, without reading it."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+class KeypointCache:
+    """Load an image's keypoints from the cache, extracting and storing them when missing or
+    stale. Used inside the mining workers: each class's images are extracted by the worker
+    that matches them, so no two processes write one file."""
+
+    def __init__(self, root: Path, settings: KeypointSettings) -> None:
+        self.settings = settings
+        self.folder = Path(root) / settings.folder()
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        return self.folder / f"{quote(name, safe='')}.npz"
+
+    def load(self, name: str, stamp: Stamp) -> Keypoints | None:
+        """The cached keypoints of `name`, or None when absent or made from another file."""
+        try:
+            with np.load(self.file(name), allow_pickle=False) as z:
+                if tuple(int(v) for v in z["stamp"]) != stamp:
+                    return None
+                return Keypoints(z["xy"], z["descriptors"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+
+    def get(self, name: str, path: Path) -> Keypoints:
+        """Cached or freshly extracted keypoints of the image `name` at `path`. An image that
+        cannot be read or decoded raises `UnreadableImage` and nothing is stored for it; a
+        failure to write the cache is not the image's fault and raises as it is."""
+        try:
+            stamp = file_stamp(path)
+            cached = self.load(name, stamp)
+            if cached is not None:
+                return cached
+            xy, descriptors = sift_keypoints(
+                read_gray(path),
+                max_keypoints=self.settings.max_keypoints,
+                max_side=self.settings.max_side,
+            )
+        except (OSError, ValueError, cv2.error) as e:
+            raise UnreadableImage(f"{type(e).__name__}: {e}") from e
+
+        def write(f: BinaryIO) -> None:
+            np.savez(f, xy=xy, descriptors=descriptors, stamp=np.array(stamp, dtype=np.int64))
+
+        write_atomically(self.file(name), write)
+        return Keypoints(xy, descriptors)
