@@ -20,6 +20,7 @@ from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeSet
 from ncl.compress.base import Compressor, NoCompression
 from ncl.compress.pca import PCA, cached_pca_basis
+from ncl.compress.projection import LearnedProjection, projection_file
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import ImageSet, database_image_set, query_image_set
 from ncl.search.flat import rank
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CompressionSpec:
-    """`method` none | pca; `dims` one result row each (None: the uncompressed codes)."""
+    """`method` none | pca | projection; `dims` one result row each (None: the uncompressed codes)."""
 
     method: str = "none"
     dims: Sequence[int | None] = (None,)
@@ -68,10 +69,12 @@ def make_compressor(
 ) -> Compressor:
     if dim is None or spec.method == "none":
         return NoCompression(full_dim)
+    assert fit is not None
     if spec.method == "pca":
-        assert fit is not None
         return PCA(cached_pca_basis(fit, spec.max_components), dim, whiten=spec.whiten)
-    raise ValueError(f"unknown compression method {spec.method!r} (none, pca)")
+    if spec.method == "projection":
+        return LearnedProjection.load(projection_file(fit.path, dim))
+    raise ValueError(f"unknown compression method {spec.method!r} (none, pca, projection)")
 
 
 def evaluate(

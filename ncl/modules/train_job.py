@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ncl.data.datamodule import LabelledDataModule
+from ncl.data.pairs import PairDataModule
 from ncl.modules.classifier import ClassifierModule
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,16 @@ def num_classes(cfg: DictConfig, datamodule: LabelledDataModule) -> int:
             "leave module.num_classes null to take the data's count"
         )
     return found
+
+
+def module_arguments(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    """What the data decides about the module: a classifier's class count (and the network it
+    starts from), a projection's input dimension."""
+    if isinstance(datamodule, LabelledDataModule):
+        return {"num_classes": num_classes(cfg, datamodule), "init_from": init_from(cfg)}
+    if isinstance(datamodule, PairDataModule):
+        return datamodule.module_arguments()
+    return {}
 
 
 def init_from(cfg: DictConfig) -> str | None:
@@ -59,12 +70,9 @@ def run_training(cfg: DictConfig) -> float | None:
     """Fit (and test when `test`), returning `optimized_metric` for Hydra sweepers."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    datamodule: LabelledDataModule = instantiate(cfg.data)
-    module: ClassifierModule = instantiate(
-        cfg.module,
-        num_classes=num_classes(cfg, datamodule),
-        init_from=init_from(cfg),
-        _convert_="all",
+    datamodule: pl.LightningDataModule = instantiate(cfg.data)
+    module: pl.LightningModule = instantiate(
+        cfg.module, **module_arguments(cfg, datamodule), _convert_="all"
     )
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
@@ -86,10 +94,10 @@ def run_training(cfg: DictConfig) -> float | None:
     return None if metric is None else float(metric)
 
 
-def report_checkpoints(trainer: pl.Trainer, module: ClassifierModule) -> None:
-    """Say where the checkpoints are and how to evaluate their codes."""
+def report_checkpoints(trainer: pl.Trainer, module: pl.LightningModule) -> None:
+    """Say where a classifier's checkpoints are and how to evaluate their codes."""
     callback = trainer.checkpoint_callback
-    if callback is None or not trainer.is_global_zero:
+    if callback is None or not trainer.is_global_zero or not isinstance(module, ClassifierModule):
         return
     path = callback.last_model_path or callback.best_model_path
     if not path or not Path(path).is_file():  # fast_dev_run writes none
