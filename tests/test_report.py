@@ -40,7 +40,7 @@ def test_sweep_report_gathers_jobs(tmp_path):
     assert "| demo | m | logits |  | 0.3000 |  |" in text
     assert (tmp_path / "report.png").stat().st_size > 1000
     csv_lines = (tmp_path / "report.csv").read_text().splitlines()
-    assert csv_lines[0] == "benchmark,model,tap,method,dim,mAP" and len(csv_lines) == 5
+    assert csv_lines[0] == "benchmark,model,tap,method,dim,paper_codes,mAP" and len(csv_lines) == 5
 
 
 def test_markdown_table_orders_full_first_then_dims():
@@ -68,3 +68,23 @@ def test_full_codes_of_different_sizes_share_one_column_with_their_dim():
     assert lines[2] == "| benchmark | model | tap | dim | full | pca 128 |"
     assert "| demo | m | pool | 1280 | 0.7000 | 0.6000 |" in lines
     assert "| demo | vlad-k64 | vlad | 8192 | 0.7100 | 0.3800 |" in lines
+
+
+def test_paper_figures_sit_under_the_rows_of_the_network_they_reproduce(tmp_path):
+    """Table 2 / Table 4 cells: our Oxford L6 row, then the paper's figures for the same cells."""
+    ours = result("l6", "pca", {1280: 0.5, 16: 0.3, 32: 0.35}, benchmark="oxford5k")
+    ours["config"] = {"model": {"paper_codes": "imagenet"}}
+    projection = result("l6", "projection", {16: 0.31}, benchmark="oxford5k")
+    projection["config"] = {"model": {"paper_codes": "imagenet"}}
+    other = result("pool", "pca", {16: 0.2}, benchmark="oxford5k")  # not a paper network
+    for job, res in enumerate([ours, projection, other]):
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "results.json").write_text(json.dumps(res))
+    lines = write_report(tmp_path).read_text().splitlines()
+    assert lines[2] == "| benchmark | model | tap | full 1280 | pca 16 | pca 32 | projection 16 |"
+    row = lines.index("| oxford5k | m | l6 | 0.5000 | 0.3000 | 0.3500 | 0.3100 |")
+    # full codes: Table 1 (0.435); PCA 16, 32: Table 2; projection 16: Table 4
+    assert lines[row + 1] == (
+        "| oxford5k | paper: AlexNet ILSVRC | l6 | 0.435 | 0.328 | 0.390 | 0.368 |"
+    )
+    assert not any(line.startswith("| oxford5k | paper") and "pool" in line for line in lines)

@@ -13,7 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ncl.report.table import headline_metric, markdown_table, records
+from ncl.report.paper import paper_figure
+from ncl.report.table import NOT_METRICS, headline_metric, markdown_table, records
 
 
 def load_results(root: str | Path) -> list[dict[str, Any]]:
@@ -26,17 +27,19 @@ def load_results(root: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_metric_vs_dim(recs: Sequence[dict[str, Any]], path: Path) -> None:
-    """A line per (benchmark, model, tap, method) over the compressed dims; full codes dashed."""
+    """A line per (benchmark, model, tap, method) over the compressed dims, full codes dashed;
+    the paper's figures for the same cells, where it has them, dotted."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     metric = ""
     groups: dict[tuple, list[tuple[int, float]]] = {}
+    paper: dict[tuple, list[tuple[int, float]]] = {}
     for r in recs:
-        metric, v = headline_metric(
-            {k: r[k] for k in r if k not in ("benchmark", "model", "tap", "method", "dim")}
-        )
-        groups.setdefault((r["benchmark"], r["model"], r["tap"], r["method"]), []).append(
-            (r["dim"], v)
-        )
+        metric, v = headline_metric({k: x for k, x in r.items() if k not in NOT_METRICS})
+        key = (r["benchmark"], r["model"], r["tap"], r["method"])
+        groups.setdefault(key, []).append((r["dim"], v))
+        figure = paper_figure(r["benchmark"], r.get("paper_codes"), r["tap"], r["method"], r["dim"])
+        if figure is not None and r["method"] != "none":
+            paper.setdefault((r["benchmark"], r["tap"], r["method"]), []).append((r["dim"], figure))
     for (bench, model, tap, method), points in sorted(groups.items()):
         points.sort()
         label = f"{bench} {model} {tap} {method}"
@@ -46,6 +49,15 @@ def plot_metric_vs_dim(recs: Sequence[dict[str, Any]], path: Path) -> None:
             )
         else:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    for (bench, tap, method), points in sorted(paper.items()):
+        points = sorted(set(points))
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            linestyle=":",
+            marker="x",
+            label=f"paper: {bench} {tap} {method}",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("dimensions")
     ax.set_ylabel(metric)

@@ -8,7 +8,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ncl.report.paper import CODES_NAMES, paper_figure
+
 # The number a table shows first for each protocol.
+NOT_METRICS = ("benchmark", "model", "tap", "method", "dim", "paper_codes")
 HEADLINE_METRICS = ("mAP", "medium/mAP", "N-S")
 
 
@@ -43,6 +46,7 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "tap": row["tap"],
                     "method": row["method"],
                     "dim": row["dim"],
+                    "paper_codes": (res.get("config") or {}).get("model", {}).get("paper_codes"),
                     **row["metrics"],
                 }
             )
@@ -52,6 +56,9 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
     """Rows (benchmark, model, tap) x columns (compression, dim) of the headline metric.
 
+    Under a row whose model reproduces a network of the paper (`paper_codes` in its config), a
+    `paper:` row gives the paper's figures for the same cells (`ncl.report.paper`).
+
     Where the uncompressed codes differ in size from row to row (taps of different widths, or
     neural codes beside the baselines' 64- to 8192-d codes), they share one `full` column and a
     `dim` column gives each row's size, as the paper's Table 3 lays them out.
@@ -60,16 +67,16 @@ def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
     shared_full = len(full_dims) > 1
     columns = sorted(
         {(r["method"], None if shared_full and r["method"] == "none" else r["dim"]) for r in recs},
-        key=lambda c: (c[0] != "none", c[1] or 0),
+        key=lambda c: (c[0] != "none", c[0], c[1] or 0),
     )
     keys = sorted({(r["benchmark"], r["model"], r["tap"]) for r in recs})
     value = {}
+    codes: dict[tuple[str, str, str], str | None] = {}
     size: dict[tuple[str, str, str], int] = {}
     for r in recs:
-        name, v = headline_metric(
-            {k: r[k] for k in r if k not in ("benchmark", "model", "tap", "method", "dim")}
-        )
+        name, v = headline_metric({k: v for k, v in r.items() if k not in NOT_METRICS})
         key = (r["benchmark"], r["model"], r["tap"])
+        codes[key] = r.get("paper_codes")
         if shared_full and r["method"] == "none":
             size[key] = r["dim"]
             value[(*key, "none", None)] = (name, v)
@@ -90,4 +97,9 @@ def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
         ]
         dim = [str(size.get(key, ""))] if shared_full else []
         lines.append("| " + " | ".join([*key, *dim, *cells]) + " |")
+        paper = [paper_figure(key[0], codes[key], key[2], m, d) for m, d in columns]
+        if any(v is not None for v in paper):
+            name = f"paper: AlexNet {CODES_NAMES[codes[key]]}"
+            cells = ["" if v is None else f"{v:.3f}" for v in paper]
+            lines.append("| " + " | ".join([key[0], name, key[2], *dim, *cells]) + " |")
     return "\n".join(lines) + "\n"
