@@ -4,7 +4,8 @@ Both jobs need one thing of a descriptor, whatever it is: for an image set, one 
 in the code store. A `CodeSource` gives exactly that, so the holistic baselines of
 `ncl.baselines` go through the same compression, search and protocols as neural codes.
 `code_source(cfg)` picks one from the config: with `encoder=none` (the default) the taps of the
-network `model`, otherwise the local-feature encoder `encoder` (bovw, vlad, sparse).
+network `model` (combinations of them too, `ncl.codes.combine`), otherwise the local-feature
+encoder `encoder` (bovw, vlad, sparse).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 import torch
 from omegaconf import DictConfig
 
+from ncl.codes.combine import CombinedTaps, base_taps
 from ncl.codes.extract import ExtractionSettings, extract_codes, stored_model_name
 from ncl.codes.store import CodeSet, CodeStore
 from ncl.config import as_list
@@ -97,13 +99,14 @@ def code_source(cfg: DictConfig, *, build_backbone: bool = False) -> CodeSource:
             )
         return BaselineCodes.from_config(cfg.encoder, store)
     pretrained = bool(cfg.model.get("pretrained", True))
+    taps = [str(t) for t in as_list(cfg.taps)]
     source = NeuralCodes(
         model=cfg.model.name,
-        taps=[str(t) for t in as_list(cfg.taps)],
+        taps=base_taps(taps),
         store=store,
         settings=ExtractionSettings(**cfg.extraction),
         pretrained=pretrained,
     )
     if build_backbone and pretrained:
         source.backbone = create_backbone(source.model, pretrained=True)
-    return source
+    return source if source.taps == taps else CombinedTaps(source, taps, store)
