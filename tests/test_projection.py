@@ -168,10 +168,13 @@ def test_large_projections_learn_on_pca_compressed_codes(pair_data, tmp_path):
     assert PairDataModule(str(pair_data["pairs"]), str(pair_data["codes"]), dim=4).input_dim == 32
 
 
-def test_missing_codes_say_how_to_extract_them(pair_data, tmp_path):
+def test_missing_codes_or_pairs_say_how_to_make_them(pair_data, tmp_path):
     module = PairDataModule(str(pair_data["pairs"]), str(tmp_path / "nowhere"), dim=4)
     with pytest.raises(FileNotFoundError, match=r"extract\.py"):
         _ = module.input_dim
+    module = PairDataModule(str(tmp_path / "pairs.tsv"), str(pair_data["codes"]), dim=4)
+    with pytest.raises(FileNotFoundError, match=r"pairs.tsv: no pairs file.*mine_pairs\.py"):
+        _ = module.split
 
 
 def test_evaluate_applies_a_stored_projection(tmp_path):

@@ -143,6 +143,11 @@ class PairDataModule(pl.LightningDataModule):
         """Image labels, training positives and validation positives (index pairs)."""
         ids = list(self.code_set.ids)
         row = {name: i for i, name in enumerate(ids)}
+        if not self.pairs_file.is_file():
+            raise FileNotFoundError(
+                f"{self.pairs_file}: no pairs file; mine the pairs of the image set first "
+                "(python mine_pairs.py images.root=<its folder>)"
+            )
         pairs = read_pairs(self.pairs_file)
         kept = [(row[p.a], row[p.b]) for p in pairs if p.a in row and p.b in row]
         if len(kept) < len(pairs):
