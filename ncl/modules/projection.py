@@ -28,10 +28,19 @@ from ncl.data.pairs import PairBatch, PairDataModule
 log = logging.getLogger(__name__)
 
 
+def squared_distances(weight: Tensor, x_i: Tensor, x_j: Tensor) -> Tensor:
+    """‖W(x_i - x_j)‖² per pair."""
+    return ((x_i - x_j) @ weight.T).pow(2).sum(dim=1)
+
+
+def hinge(distance: Tensor, threshold: Tensor, y: Tensor) -> Tensor:
+    """Mean of max(0, 1 - y (b - d)) over pairs of squared distances d."""
+    return torch.relu(1 - y * (threshold - distance)).mean()
+
+
 def hinge_loss(weight: Tensor, threshold: Tensor, x_i: Tensor, x_j: Tensor, y: Tensor) -> Tensor:
     """Mean of max(0, 1 - y (b - ‖W(x_i - x_j)‖²)) over the pairs."""
-    distance = ((x_i - x_j) @ weight.T).pow(2).sum(dim=1)
-    return torch.relu(1 - y * (threshold - distance)).mean()
+    return hinge(squared_distances(weight, x_i, x_j), threshold, y)
 
 
 class ProjectionModule(pl.LightningModule):
@@ -66,9 +75,9 @@ class ProjectionModule(pl.LightningModule):
 
     def _step(self, batch: PairBatch, stage: str) -> Tensor:
         x_i, x_j, y = batch
-        loss = hinge_loss(self.weight, self.threshold, x_i, x_j, y)
+        distance = squared_distances(self.weight, x_i, x_j)
+        loss = hinge(distance, self.threshold, y)
         with torch.no_grad():
-            distance = ((x_i - x_j) @ self.weight.T).pow(2).sum(dim=1)
             accuracy = ((self.threshold - distance) * y > 0).float().mean()
         self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(y))
         self.log(f"{stage}/acc", accuracy, prog_bar=True, on_epoch=True, batch_size=len(y))
