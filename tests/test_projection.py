@@ -190,11 +190,13 @@ def test_evaluate_applies_a_stored_projection(tmp_path):
 
     fit = CodeStore(tmp_path / "data" / "codes").read("efficientnet_lite0", "oxford5k", "pool")
     basis = cached_pca_basis(fit, 1024)
-    LearnedProjection(np.eye(4), pre_basis=basis, pre_dim=4).save(projection_file(fit.path, 4))
+    identity = LearnedProjection(np.eye(4), pre_basis=basis, pre_dim=4, info={"pairs": "p.tsv"})
+    identity.save(projection_file(fit.path, 4))
     run_evaluation(
         evaluate_cfg(tmp_path, [*common, "compression=projection", "compression.dim=[4]"])
     )
     projected = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
     assert (projected["method"], projected["dim"]) == ("projection", 4)
+    assert projected["compressor"] == {"pairs": "p.tsv"}  # which pairs taught it, in the results
     assert projected["metrics"]["mAP"] == pytest.approx(pca["metrics"]["mAP"], abs=1e-9)
     assert projected["per_query"]["AP"] == pytest.approx(pca["per_query"]["AP"], abs=1e-9)

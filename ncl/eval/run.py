@@ -50,6 +50,7 @@ class ResultRow:
     depth: int
     search_device: str
     seconds: dict[str, float] = field(default_factory=dict)
+    compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
 
 
 def query_codes(
@@ -146,6 +147,7 @@ def evaluate(
                     depth=ranking.depth,
                     search_device=ranking.device,
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
+                    compressor=dict(getattr(compressor, "info", {})),
                 )
             )
     if not rows:
