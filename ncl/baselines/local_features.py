@@ -29,6 +29,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from ncl.atomic import save_npy_atomically, write_json_atomically
 from ncl.baselines.progress import progress_bar
 from ncl.data.geometry import BBox, crop_box, quarter_turns
 
@@ -89,19 +90,6 @@ def read_gray(path: Path) -> np.ndarray:
     return gray
 
 
-def _save_atomically(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
-
-
-def _write_json_atomically(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def descriptor_file(root: Path, name: str) -> Path:
     """Where a cache keeps one image's descriptors (the name URL-quoted: reversible, no clashes)."""
     return root / "descriptors" / f"{quote(name, safe='')}.npy"
@@ -127,7 +115,7 @@ def _extract_one(task: _Task) -> tuple[str, str | None]:
         descriptors = sift(gray, max_keypoints=max_keypoints, max_side=max_side)
     except (OSError, ValueError, cv2.error) as e:
         return name, f"{type(e).__name__}: {e}"
-    _save_atomically(Path(target), descriptors)
+    save_npy_atomically(target, descriptors)
     return name, None
 
 
@@ -184,7 +172,7 @@ def _check_params(root: Path, params: dict[str, Any]) -> None:
             )
     else:
         root.mkdir(parents=True, exist_ok=True)
-        _write_json_atomically(params_file, params)
+        write_json_atomically(params_file, params, indent=2, sort_keys=True)
 
 
 def extract_local_features(
@@ -246,7 +234,7 @@ def extract_local_features(
                     failed[name] = reason
                     log.warning("cannot extract SIFT from image %r: %s", name, reason)
     finally:
-        _write_json_atomically(failed_file, failed)
+        write_json_atomically(failed_file, failed, indent=2, sort_keys=True)
 
     done = tuple(n for n in names if descriptor_file(cache_dir, n).is_file())
     return LocalFeatureCache(

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ncl.atomic import save_npy_atomically
 from ncl.baselines.encode import encode_image_set, fit_bovw_idf
 from ncl.baselines.encoders import BoVW, VocabularyEncoder, build_encoder
 from ncl.baselines.local_features import LocalFeatureCache, extract_local_features
@@ -189,8 +190,5 @@ def _cached_idf(
         if idf.shape == (encoder.k,):
             return idf
     idf = fit_bovw_idf(encoder, fit, batch_size=batch_size)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, idf)
-    os.replace(tmp, path)
+    save_npy_atomically(path, idf)
     return idf

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
+from ncl.atomic import save_npz_atomically
 from ncl.codes.store import CodeSet, CodeStore, finish_code_set, read_codes, staging_dir
 from ncl.data.images import ImageSet, ImageSetDataModule
 from ncl.data.transforms import extraction_transform
@@ -107,10 +106,7 @@ class ShardWriter(BasePredictionWriter):
             )
         n = len(list(self.partial_dir.glob(f"shard-{rank}-*.npz")))
         target = self.partial_dir / f"shard-{rank}-{n:06d}.npz"
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.partial_dir)
-        os.close(fd)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, target)
+        save_npz_atomically(target, **arrays)
         self.buffer, self.buffered = [], 0
 
 

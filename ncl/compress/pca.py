@@ -8,13 +8,12 @@ and the fitted basis is cached on disk next to the codes it came from.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from ncl.atomic import save_npz_atomically
 from ncl.codes.store import CodeSet
 from ncl.compress.base import l2_normalize
 
@@ -49,17 +48,13 @@ class PCABasis:
 
     def save(self, path: Path, info: dict) -> None:
         """Write atomically: a crash never leaves a basis that `load` would accept."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        np.savez(
-            tmp,
+        save_npz_atomically(
+            path,
             mean=self.mean,
             components=self.components,
             eigenvalues=self.eigenvalues,
             info=json.dumps(info),
         )
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> PCABasis:

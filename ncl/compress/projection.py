@@ -14,14 +14,13 @@ record (pairs file, training run, final loss) that evaluation copies into its re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ncl.atomic import save_npz_atomically
 from ncl.compress.base import l2_normalize
 from ncl.compress.pca import PCA, PCABasis
 
@@ -73,8 +72,6 @@ class LearnedProjection:
 
     def save(self, path: Path) -> None:
         """Write atomically, so a crash never leaves a file that `load` would accept."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {"weight": self.weight, "info": json.dumps(self.info)}
         if self.pre_basis is not None:
             arrays |= {
@@ -83,10 +80,7 @@ class LearnedProjection:
                 "pre_components": self.pre_basis.components[: self.pre_dim],
                 "pre_eigenvalues": self.pre_basis.eigenvalues[: self.pre_dim],
             }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        save_npz_atomically(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> LearnedProjection:

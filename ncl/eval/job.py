@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ncl.atomic import write_json_atomically
 from ncl.codes.source import code_source
 from ncl.config import as_list
 from ncl.data.benchmarks.base import Benchmark
@@ -49,13 +47,6 @@ def fit_on_record(cfg: DictConfig) -> Any:
     return OmegaConf.to_container(fit_on, resolve=True)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-
-
 def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
     for logger in instantiate(cfg.get("logger") or {}).values():
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -81,7 +72,7 @@ def run_evaluation(cfg: DictConfig) -> float:
     )
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
+    write_json_atomically(
         output_dir / "results.json",
         {
             "benchmark": benchmark.name,
@@ -93,6 +84,7 @@ def run_evaluation(cfg: DictConfig) -> float:
             "seconds": time.perf_counter() - started,
             "config": OmegaConf.to_container(cfg, resolve=True),
         },
+        indent=1,
     )
     log_rows(cfg, rows)
     print_rows(f"{benchmark.name} · {source.name}", rows)

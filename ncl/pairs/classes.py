@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ncl.pairs.atomic import write_text_atomically
+from ncl.atomic import write_text_atomically
 from ncl.pairs.graph import Weighted
 from ncl.pairs.keypoints import KeypointCache, KeypointSettings, Stamp, UnreadableImage
 from ncl.pairs.matching import MatchSettings, PairVerifier

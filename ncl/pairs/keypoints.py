@@ -25,8 +25,8 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from ncl.atomic import write_atomically
 from ncl.baselines.local_features import read_gray, sift_keypoints
-from ncl.pairs.atomic import write_atomically
 
 
 class UnreadableImage(Exception):

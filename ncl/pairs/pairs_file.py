@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ncl.pairs.atomic import write_text_atomically
+from ncl.atomic import write_text_atomically
 
 FIELDS = ("name_a", "name_b", "class", "inliers")
 
