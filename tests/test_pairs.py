@@ -23,7 +23,7 @@ from ncl.pairs import classes as classes_module
 from ncl.pairs import mine as mine_module
 from ncl.pairs.graph import adjacency, candidates, select_greedy, two_hop_evidence
 from ncl.pairs.job import run_mining
-from ncl.pairs.keypoints import Keypoints
+from ncl.pairs.keypoints import KeypointCache, Keypoints
 from ncl.pairs.matching import PairVerifier
 from ncl.pairs.pairs_file import write_pairs
 
@@ -141,6 +141,26 @@ def test_verifier_counts_nothing_for_too_few_matches() -> None:
     # Three identical keypoints match themselves, but a homography needs four.
     for a, b in ((empty, three), (three, empty), (one, one), (three, three)):
         assert verifier.inliers(a, b) == 0
+
+
+def test_flann_agrees_with_brute_force_on_known_overlaps(photo_set: Path) -> None:
+    """FLANN (one kd-tree per image, squared distances) finds the matches brute force finds:
+    the overlapping crops link, the disjoint ones and the unrelated photo do not."""
+    cache = KeypointCache(photo_set.parent / "flann-keypoints", FAST.keypoints)
+    names = ["left", "middle", "right", "coffee"]
+    counts = {}
+    for matcher in ("bf", "flann"):
+        verifier = PairVerifier(MatchSettings(matcher=matcher))
+        kp = {n: verifier.prepare(cache.get(n, photo_set / "astro" / f"{n}.jpg")) for n in names}
+        counts[matcher] = {
+            (a, b): verifier.inliers(kp[a], kp[b]) for a in names for b in names if a < b
+        }
+    m = FAST.min_inliers
+    for counted in counts.values():
+        assert counted[("left", "middle")] >= m and counted[("middle", "right")] >= m, counts
+        assert counted[("left", "right")] < m and counted[("coffee", "left")] < m, counts
+    bf, flann = counts["bf"][("left", "middle")], counts["flann"][("left", "middle")]
+    assert abs(bf - flann) <= 0.2 * bf, counts  # approximate search loses a few matches at most
 
 
 # --- candidates and the greedy subset on hand-built graphs ---------------------------------------

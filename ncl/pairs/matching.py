@@ -10,6 +10,7 @@ reproducible run to run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,8 @@ from ncl.pairs.keypoints import Keypoints
 # A homography needs four correspondences.
 MIN_CORRESPONDENCES = 4
 MATCHERS = ("bf", "flann")
+FLANN_INDEX = {"algorithm": 1, "trees": 4}  # FLANN_INDEX_KDTREE
+FLANN_SEARCH = {"checks": 64}
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,12 @@ class MatchSettings:
 @dataclass(frozen=True)
 class Prepared:
     """Keypoints ready to match: locations and float32 descriptors (RootSIFT where asked),
-    converted once per image rather than once per pair."""
+    converted once per image rather than once per pair; with the FLANN matcher, also the image's
+    kd-tree index, built once and searched by every pair the image is the second of."""
 
     xy: np.ndarray
     descriptors: np.ndarray
+    index: Any = None  # a cv2.flann_Index
 
 
 class PairVerifier:
@@ -66,21 +71,25 @@ class PairVerifier:
 
     def __init__(self, settings: MatchSettings) -> None:
         self.settings = settings
-        if settings.matcher == "bf":
-            self.matcher = cv2.BFMatcher(cv2.NORM_L2)
-        else:
-            index = {"algorithm": 1, "trees": 4}  # FLANN_INDEX_KDTREE
-            self.matcher = cv2.FlannBasedMatcher(index, {"checks": 64})
+        self.matcher = cv2.BFMatcher(cv2.NORM_L2) if settings.matcher == "bf" else None
 
     def prepare(self, keypoints: Keypoints) -> Prepared:
         d = keypoints.descriptors
-        descriptors = rootsift(d) if self.settings.rootsift else d.astype(np.float32)
-        return Prepared(keypoints.xy, np.ascontiguousarray(descriptors))
+        descriptors = np.ascontiguousarray(rootsift(d) if self.settings.rootsift else d, np.float32)
+        index = None
+        if self.settings.matcher == "flann" and len(descriptors) >= 2:
+            index = cv2.flann_Index(descriptors, FLANN_INDEX)
+        return Prepared(keypoints.xy, descriptors, index)
 
     def matches(self, a: Prepared, b: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """Indices (into a, into b) of the matches that pass the ratio test."""
         if len(a.descriptors) < 1 or len(b.descriptors) < 2:
             return np.empty(0, np.int64), np.empty(0, np.int64)
+        if b.index is not None:
+            # FLANN's kd-tree returns squared L2 distances: compare them with the squared ratio
+            nearest, squared = b.index.knnSearch(a.descriptors, 2, params=FLANN_SEARCH)
+            good = squared[:, 0] < self.settings.ratio**2 * squared[:, 1]
+            return np.flatnonzero(good), nearest[good, 0].astype(np.int64)
         knn = self.matcher.knnMatch(a.descriptors, b.descriptors, k=2)
         ratio = self.settings.ratio
         good = [m[0] for m in knn if len(m) == 2 and m[0].distance < ratio * m[1].distance]
