@@ -4,7 +4,7 @@ import pytest
 from ncl.codes.store import write_codes
 from ncl.compress.base import NoCompression, l2_normalize
 from ncl.compress.pca import PCA, PCABasis, cached_pca_basis
-from ncl.search.flat import rank
+from ncl.search.flat import best_per_image, rank
 
 
 def clustered(n: int, d: int, rank_: int, seed: int) -> np.ndarray:
@@ -77,3 +77,10 @@ def test_rank_checks_dims_and_gpu_request():
 def test_no_compression_normalises():
     out = NoCompression(3)(np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8, 0.0], [0, 0, 0]])
+
+
+def test_best_per_image_keeps_each_image_at_its_best_code():
+    # codes of images 0..2 and of their rotated copies, ranked: image 2's copy comes first
+    ranks = np.array([[2, 0, 2, 1, 0, 1], [1, 1, 0, 2, 0, 2]])
+    assert best_per_image(ranks, 2).tolist() == [[2, 0], [1, 0]]
+    assert best_per_image(ranks, None).tolist() == [[2, 0, 1], [1, 0, 2]]

@@ -10,7 +10,7 @@ encoder `encoder` (bovw, vlad, sparse).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -110,3 +110,14 @@ def code_source(cfg: DictConfig, *, build_backbone: bool = False) -> CodeSource:
     if build_backbone and pretrained:
         source.backbone = create_backbone(source.model, pretrained=True)
     return source if source.taps == taps else CombinedTaps(source, taps, store)
+
+
+def rotated(source: CodeSource, degrees: int) -> CodeSource:
+    """`source` on images turned `degrees` more counter-clockwise (stored apart, as
+    `<image set>_rot<degrees>`): e.g. Holidays' database at ±90° for the photos stored sideways."""
+    if not isinstance(source, NeuralCodes):
+        raise ValueError(
+            "search.database_rotations applies to a network's plain taps only, not to "
+            f"{type(source).__name__} (combined taps or a local-feature baseline)"
+        )
+    return replace(source, settings=replace(source.settings, extra_rotation=int(degrees)))

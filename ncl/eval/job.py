@@ -69,6 +69,7 @@ def run_evaluation(cfg: DictConfig) -> float:
         crop_queries=cfg.crop_queries,
         depth=cfg.search.depth,
         use_gpu=cfg.search.gpu,
+        database_rotations=[int(r) for r in as_list(cfg.search.get("database_rotations") or [])],
     )
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ncl.codes.source import CodeSource
+from ncl.codes.source import CodeSource, rotated
 from ncl.codes.store import CodeSet
 from ncl.compress.base import Compressor, NoCompression
 from ncl.compress.pca import PCA, cached_pca_basis
 from ncl.compress.projection import LearnedProjection, projection_file
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import ImageSet, database_image_set, query_image_set
-from ncl.search.flat import rank
+from ncl.search.flat import best_per_image, rank
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,15 @@ def evaluate(
     crop_queries: bool = True,
     depth: int | None = None,
     use_gpu: bool | None = None,
+    database_rotations: Sequence[int] = (),
 ) -> list[ResultRow]:
+    """One row per tap and dimension. With `database_rotations` (e.g. (90, 270)), every database
+    image also has codes of itself turned by those degrees, and ranks by its best one: photos
+    stored sideways (Holidays) match their upright queries."""
     taps = source.taps
     t0 = time.perf_counter()
     db = source.codes(database_image_set(benchmark))
+    turned = [rotated(source, r).codes(database_image_set(benchmark)) for r in database_rotations]
     queries = query_codes(benchmark, db, source, crop_queries)
     fit: dict[str, CodeSet] = {}
     if compression.method != "none" and any(d is not None for d in compression.dims):
@@ -110,13 +115,14 @@ def evaluate(
             "%d database image(s) have no codes (unreadable); they count as never retrieved",
             missing,
         )
+    position = {name: i for i, name in enumerate(benchmark.database)}
     rows = []
     for tap in taps:
         database = db[tap]
-        # ranks index the benchmark's database; an image without codes is simply never ranked
-        to_benchmark = (
-            np.asarray([benchmark.database.index(n) for n in database.ids]) if missing else None
-        )
+        sets = [database, *(t[tap] for t in turned)]
+        # each code row -> its image in the benchmark's database (one without codes: never ranked)
+        owner = np.asarray([position[n] for s in sets for n in s.ids], dtype=np.int64)
+        codes = np.concatenate([np.asarray(s.codes) for s in sets]) if turned else database.codes
         for dim in compression.dims:
             if dim is not None and dim > database.dim:
                 # e.g. PCA to 128 of a 64-word BoVW or sparse code: nothing to compress
@@ -130,10 +136,13 @@ def evaluate(
                 continue
             t1 = time.perf_counter()
             compressor = make_compressor(compression, dim, database.dim, fit.get(tap))
-            x, q = compressor(np.asarray(database.codes)), compressor(queries[tap])
+            x, q = compressor(np.asarray(codes)), compressor(queries[tap])
             t2 = time.perf_counter()
-            ranking = rank(x, q, depth, use_gpu=use_gpu)
-            ranks = ranking.ranks if to_benchmark is None else to_benchmark[ranking.ranks]
+            deep = None if depth is None else depth * len(sets)
+            ranking = rank(x, q, deep, use_gpu=use_gpu)
+            ranks = owner[ranking.ranks]
+            if turned:
+                ranks = best_per_image(ranks, depth)
             t3 = time.perf_counter()
             scores = benchmark.protocol.score(ranks)
             t4 = time.perf_counter()
@@ -144,7 +153,7 @@ def evaluate(
                     dim=compressor.dim,
                     metrics=scores.metrics,
                     per_query=scores.per_query,
-                    depth=ranking.depth,
+                    depth=ranks.shape[1],
                     search_device=ranking.device,
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
                     compressor=dict(getattr(compressor, "info", {})),

@@ -64,3 +64,15 @@ def rank(
     for start in range(0, queries.shape[0], step):
         _, ranks[start : start + step] = index.search(queries[start : start + step], k)
     return Ranking(ranks=ranks, depth=k, device="gpu" if on_gpu else "cpu")
+
+
+def best_per_image(ranks: np.ndarray, depth: int | None) -> np.ndarray:
+    """Ranks over several codes per image (e.g. its rotated copies), given as image indices, as
+    ranks over images: each image at the place of its best code, `depth` deep (None: all).
+
+    `ranks` must reach deep enough for `depth` distinct images: `depth` x codes per image."""
+    rows = []
+    for row in ranks:
+        _, first = np.unique(row, return_index=True)
+        rows.append(row[np.sort(first)][:depth])
+    return np.stack(rows) if rows else ranks[:, :0]
