@@ -19,13 +19,12 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import quote
 
 import cv2
 import numpy as np
 
-from ncl.atomic import write_atomically
+from ncl.atomic import save_npz_atomically
 from ncl.baselines.local_features import read_gray, sift_keypoints
 
 
@@ -111,8 +110,6 @@ class KeypointCache:
         except (OSError, ValueError, cv2.error) as e:
             raise UnreadableImage(f"{type(e).__name__}: {e}") from e
 
-        def write(f: BinaryIO) -> None:
-            np.savez(f, xy=xy, descriptors=descriptors, stamp=np.array(stamp, dtype=np.int64))
-
-        write_atomically(self.file(name), write)
+        stamps = np.array(stamp, dtype=np.int64)
+        save_npz_atomically(self.file(name), xy=xy, descriptors=descriptors, stamp=stamps)
         return Keypoints(xy, descriptors)
