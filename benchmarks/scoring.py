@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ncl.eval.protocols import APProtocol, RevisitedProtocol
+from ncl.protocols.official import APProtocol, RevisitedProtocol
 
 
 def compute_ap_cpp(ranked: np.ndarray, pos: set[int], junk: set[int]) -> float:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ncl.eval.ap import (
+from ncl.protocols.ap import (
     ap_from_ranks,
     average_precision,
     positive_ranks,

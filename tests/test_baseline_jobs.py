@@ -24,14 +24,15 @@ from skimage import data as skdata
 import ncl.codes.extract
 import ncl.codes.source
 from ncl.baselines import local_features, vocabulary
-from ncl.baselines.local_features import read_gray, sift
+from ncl.baselines.local_features import sift
 from ncl.codes.job import run_extraction
 from ncl.codes.source import code_source
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks import read_oxford
-from ncl.data.geometry import crop_box
 from ncl.data.images import query_image_set
 from ncl.eval.job import run_evaluation
+from ncl.io.decode import read_gray
+from ncl.io.geometry import crop_box
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ("astronaut", "coffee", "rocket")  # the benchmark's objects

@@ -23,7 +23,6 @@ from ncl.baselines.encoders import BoVW, SparseCoder, build_encoder
 from ncl.baselines.local_features import (
     LocalFeatureCache,
     extract_local_features,
-    read_gray,
     rootsift,
     sift,
 )
@@ -32,6 +31,7 @@ from ncl.baselines.sparse_coding import lasso_fista, lasso_objective
 from ncl.baselines.vocabulary import build_vocabulary
 from ncl.codes.store import read_codes
 from ncl.data.transforms import crop_box, rotate90
+from ncl.io.decode import read_gray
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
 

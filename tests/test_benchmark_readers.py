@@ -20,7 +20,7 @@ from ncl.data.benchmarks.holidays import read_holidays
 from ncl.data.benchmarks.oxford import read_oxford, read_oxford_gt
 from ncl.data.benchmarks.revisited import read_revisited, read_revisited_gnd
 from ncl.data.benchmarks.ukb import read_ukb
-from ncl.eval.protocols import APProtocol, RevisitedProtocol, UKBProtocol
+from ncl.protocols.official import APProtocol, RevisitedProtocol, UKBProtocol
 
 
 def perfect_ranks(b: Benchmark, protocol: APProtocol) -> np.ndarray:

@@ -239,7 +239,7 @@ def test_missing_sources_are_skipped_and_recorded(
     def gray_camera() -> np.ndarray:  # a loader may return gray floats; it becomes RGB uint8
         return cv2.imread(str(demo._package_file("skimage", "data/camera.png")), 0) / 255.0
 
-    gone = demo.Source("gone", lambda: demo._read_rgb(tmp_path / "absent.jpg"))
+    gone = demo.Source("gone", lambda: demo.read_rgb(tmp_path / "absent.jpg"))
     sources = (*_package_only(), gone, demo.Source("gray_camera", gray_camera))
     with caplog.at_level(logging.INFO, logger="ncl.data.demo"):
         info = demo.build_demo(tmp_path / "demo", sources=sources, **SMALL)

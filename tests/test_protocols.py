@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ncl.eval.protocols import APProtocol, RevisitedProtocol, UKBProtocol
+from ncl.protocols.official import APProtocol, RevisitedProtocol, UKBProtocol
 
 # --- literal ports of the official code ---------------------------------------------------------
 

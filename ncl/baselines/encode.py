@@ -11,8 +11,8 @@ import numpy as np
 
 from ncl.baselines.encoders import BoVW, Encoder
 from ncl.baselines.local_features import LocalFeatureCache
-from ncl.baselines.progress import progress_bar
 from ncl.codes.store import CodeSet, CodeSetError, finish_code_set, read_codes, staging_dir
+from ncl.io.progress import progress_bar
 
 
 def iter_batches(

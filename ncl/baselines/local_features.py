@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 
 from ncl.atomic import save_npy_atomically, write_json_atomically
-from ncl.baselines.progress import progress_bar
-from ncl.data.geometry import BBox, crop_box, quarter_turns
+from ncl.io.decode import read_gray
+from ncl.io.geometry import BBox, crop_box, quarter_turns
+from ncl.io.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,6 @@ def sift_keypoints(
         keep = np.sort(order)
     locations = np.array([keypoints[i].pt for i in keep], dtype=np.float32).reshape(-1, 2)
     return locations, descriptors[keep].astype(np.uint8)
-
-
-def read_gray(path: Path) -> np.ndarray:
-    """The image at `path` as 8-bit grayscale; an unreadable or undecodable file is an error."""
-    data = np.fromfile(path, dtype=np.uint8)
-    gray = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if gray is None:
-        raise ValueError(f"not a decodable image ({data.size} bytes)")
-    return gray
 
 
 def descriptor_file(root: Path, name: str) -> Path:

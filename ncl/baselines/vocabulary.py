@@ -19,8 +19,8 @@ import faiss
 import numpy as np
 
 from ncl.baselines.local_features import LocalFeatureCache
-from ncl.baselines.progress import progress_bar
 from ncl.codes.store import staging_dir
+from ncl.io.progress import progress_bar
 
 
 @dataclass(frozen=True)

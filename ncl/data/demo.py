@@ -63,6 +63,7 @@ import numpy as np
 
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.benchmarks.oxford import read_oxford
+from ncl.io.decode import read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +254,6 @@ class View:
 # Sources
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """The image at `path` as RGB uint8: IMREAD_COLOR drops alpha and repeats gray channels."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"{path}: missing or not an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _package_file(package: str, relative: str) -> Path:
     """A data file inside an installed package, located without importing the package."""
     spec = importlib.util.find_spec(package)
@@ -270,7 +263,7 @@ def _package_file(package: str, relative: str) -> Path:
 
 
 def _package_source(name: str, package: str, relative: str, *, texture: bool = False) -> Source:
-    return Source(name, lambda: _read_rgb(_package_file(package, relative)), texture)
+    return Source(name, lambda: read_rgb(_package_file(package, relative)), texture)
 
 
 def _source_name(text: str) -> str:
@@ -287,7 +280,7 @@ def opencv_doc_dir() -> Path | None:
 
 
 def _file_source(name: str, path: Path) -> Source:
-    return Source(name, lambda: _read_rgb(path))
+    return Source(name, lambda: read_rgb(path))
 
 
 def default_sources(opencv_dir: Path | None = OPENCV_DOC_DIR) -> tuple[Source, ...]:

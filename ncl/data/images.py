@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
+from ncl.io.decode import UnreadableImage, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,10 @@ def query_image_set(benchmark: Benchmark, crop: bool = True) -> ImageSet:
 
 def read_image(path: Path) -> torch.Tensor | None:
     """A uint8 3 x H x W RGB tensor, or None (with a warning naming the file) if unreadable."""
-    array = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-    if array is None:
-        log.warning("unreadable image skipped: %s", path)
+    try:
+        array = read_rgb(path)
+    except UnreadableImage as e:
+        log.warning("unreadable image skipped: %s", e)
         return None
     return torch.from_numpy(array).permute(2, 0, 1)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncl.data.images import IMAGE_SUFFIXES
+from ncl.io.paths import require_dir
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,6 @@ class Splits:
         return self.train.classes
 
 
-def require_dir(path: str | Path, what: str) -> Path:
-    """`path` as a Path, or a FileNotFoundError naming it (a mistyped root fails before any work)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: {what} not found")
-    return path
-
-
 def _images_in(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
@@ -104,7 +97,7 @@ def class_folders(root: str | Path, classes: Sequence[str] | None = None) -> Sam
     follow that list, a folder of an unknown class is an error and a class without a folder only
     warns.
     """
-    root = require_dir(root, "image folder")
+    root = require_dir(root, "image")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     groups = {p.name: _images_in(p) for p in folders}
     empty = [str(root / name) for name, files in groups.items() if not files]
@@ -242,7 +235,7 @@ class ImageNetLayout:
 
     def load(self) -> Splits:
         root = require_dir(self.root, "ImageNet root")
-        train = class_folders(require_dir(root / "train", "ImageNet training folder"))
+        train = class_folders(require_dir(root / "train", "ImageNet training"))
         val_dir = root / "val"
         if not val_dir.is_dir():
             log.warning("%s: not found; training without validation", val_dir)

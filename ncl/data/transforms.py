@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from ncl.data.geometry import BBox, crop_box, quarter_turns
+from ncl.io.geometry import BBox, crop_box, quarter_turns
 
 __all__ = ["BBox", "crop_box", "extraction_transform", "rotate90", "training_transform"]
 

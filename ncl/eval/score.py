@@ -33,7 +33,7 @@ from ncl.data.benchmarks.holidays import holidays_ground_truth
 from ncl.data.benchmarks.oxford import oxford_protocol, read_oxford_gt
 from ncl.data.benchmarks.revisited import read_revisited_gnd
 from ncl.data.benchmarks.ukb import ukb_ground_truth
-from ncl.eval.protocols import Protocol, RevisitedProtocol, Scores
+from ncl.protocols.official import Protocol, RevisitedProtocol, Scores
 
 
 class RanksFormatError(ValueError):

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from ncl.atomic import save_npz_atomically
-from ncl.baselines.local_features import read_gray, sift_keypoints
+from ncl.baselines.local_features import sift_keypoints
+from ncl.io.decode import read_gray
 
 
 class UnreadableImage(Exception):

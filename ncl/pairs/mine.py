@@ -1,5 +1,5 @@
 """Mining matching pairs over a class-folder image set (`<root>/<class>/<image>`): the slow step,
-parallel over classes (`ncl.pairs.pool`), resumable per class (`ncl.pairs.classes`).
+parallel over classes (`ncl.io.pool`), resumable per class (`ncl.pairs.classes`).
 
 Every pair of photos within a class is verified: n(n-1)/2 pairs for n photos, which is why this
 step is slow and why everything it computes is kept on disk. In the output folder:
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 
 from ncl.atomic import write_text_atomically
-from ncl.baselines.progress import progress_bar
+from ncl.io.progress import progress_bar
 from ncl.pairs import pool
 from ncl.pairs.classes import ClassGraph, ClassTask, class_file, class_of, read_class_file
 from ncl.pairs.graph import adjacency, candidates, degree_stats, select_greedy

@@ -7,18 +7,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ncl.data.benchmarks.base import BenchmarkFormatError
+from ncl.io import paths
 
 
 def require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise BenchmarkFormatError(f"{path}: {what} folder not found")
-    return path
+    return paths.require_dir(path, what, BenchmarkFormatError)
 
 
 def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{path}: {what} not found")
-    return path
+    return paths.require_file(path, what, BenchmarkFormatError)
 
 
 def read_lines(path: Path, what: str) -> list[str]:

@@ -1,6 +1,6 @@
 """What every benchmark reader returns: the images to index, the queries and the protocol.
 
-Readers only parse the official on-disk layouts; scoring lives in `ncl.eval.protocols`. A
+Readers only parse the official on-disk layouts; scoring lives in `ncl.protocols.official`. A
 benchmark is the contract between `extract.py` (which images, which crops, which rotations) and
 `evaluate.py` (which ranked lists, scored how).
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncl.eval.protocols import Protocol
-
-BBox = tuple[float, float, float, float]
+from ncl.io.geometry import BBox
+from ncl.protocols import Protocol
 
 
 class BenchmarkFormatError(ValueError):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ncl.data.benchmarks._files import image_folder, list_jpegs, read_lines
 from ncl.data.benchmarks.base import Benchmark, BenchmarkFormatError, Query
-from ncl.eval.protocols import APProtocol
+from ncl.protocols.official import APProtocol
 
 _NUMBER = re.compile(r"\d+")
 _ROTATIONS = (0, 90, 180, 270, -90)

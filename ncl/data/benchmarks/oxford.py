@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, read_lines, require_dir
 from ncl.data.benchmarks.base import BBox, Benchmark, BenchmarkFormatError, Query
-from ncl.eval.protocols import APProtocol
+from ncl.protocols.official import APProtocol
 
 GT_KINDS = ("good", "ok", "junk")
 

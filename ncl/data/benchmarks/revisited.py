@@ -19,7 +19,7 @@ from typing import Any
 
 from ncl.data.benchmarks._files import merge_distractors, require_dir, require_file
 from ncl.data.benchmarks.base import BBox, Benchmark, BenchmarkFormatError, Query
-from ncl.eval.protocols import RevisitedProtocol
+from ncl.protocols.official import RevisitedProtocol
 
 
 class _PlainUnpickler(pickle.Unpickler):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ncl.data.benchmarks._files import image_folder, list_jpegs
 from ncl.data.benchmarks.base import Benchmark, BenchmarkFormatError, Query
-from ncl.eval.protocols import UKBProtocol
+from ncl.protocols.official import UKBProtocol
 
 _NAME = re.compile(r"ukbench(\d+)")
 GROUP_SIZE = 4

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ncl.eval.ap import ap_from_ranks, positive_ranks, precision_from_ranks
+from ncl.protocols.ap import ap_from_ranks, positive_ranks, precision_from_ranks
 
 
 @dataclass(frozen=True)
