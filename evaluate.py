@@ -8,7 +8,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
-from ncl.eval.job import run_evaluation
+from ncl.jobs.evaluate import run_evaluation
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

@@ -8,7 +8,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
-from ncl.codes.job import run_extraction
+from ncl.jobs.extract import run_extraction
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="extract")

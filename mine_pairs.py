@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     # Imported here, not above: the mining workers are spawned and re-import this file, and the
     # job's imports (torch, through the image-set readers) would cost each worker seconds.
-    from ncl.pairs.job import run_mining
+    from ncl.jobs.mine_pairs import run_mining
 
     run_mining(cfg)
 

@@ -9,7 +9,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
-from ncl.modules.train_job import run_training
+from ncl.jobs.train import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -2,7 +2,7 @@
 
 For each network at batch 32, in the same run, on the demo benchmark's JPEGs (384 px):
   forward   the forward pass alone on tensors already in memory (the ceiling)
-  ncl       extract_codes end to end: JPEG files -> code sets on disk (Lightning predict)
+  ncl       Extraction end to end: JPEG files -> code sets on disk (Lightning predict)
   plain     torchvision ImageFolder + DataLoader + forward loop (PIL decode, same resize)
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import pil_loader
 
-from ncl.codes.extract import ExtractionSettings, extract_codes
+from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
 from ncl.data.demo import build_demo
 from ncl.data.images import ImageSet
@@ -76,7 +76,7 @@ def ncl_extract(net, name: str, images: ImageSet, tap: str, workers: int) -> flo
     root = Path(tempfile.mkdtemp())
     settings = ExtractionSettings(batch_size=BATCH, num_workers=workers, progress=False)
     start = time.perf_counter()
-    extract_codes(images, name, [tap], CodeStore(root), settings, backbone=net)
+    Extraction(images, net, name, [tap], CodeStore(root), settings).run()
     seconds = time.perf_counter() - start
     shutil.rmtree(root)
     return len(images) / seconds

@@ -26,9 +26,9 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
 from ncl.codes.store import write_codes
-from ncl.data.pairs import PairDataModule
-from ncl.modules.projection import ProjectionModule, hinge_loss
 from ncl.pairs import Pair, write_pairs
+from ncl.projection.data import PairDataModule
+from ncl.projection.module import ProjectionModule, hinge_loss
 
 
 def generate(root: Path, pairs: int, input_dim: int, seed: int = 0) -> tuple[Path, Path]:

@@ -97,12 +97,9 @@ class Artifact:
         changed = sorted(k for k in {*before, *self.inputs} if before.get(k) != self.inputs.get(k))
         return f"changed: {', '.join(changed)}" if changed else "made by another version"
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> FileLock:
         """Held while the artifact is checked and built: one builder per artifact at a time."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.path.parent / f".{self.path.name}.lock"):
-            yield
+        return lock_for(self.path)
 
     @contextmanager
     def staging(self, extra_meta: Mapping[str, Any] | None = None) -> Iterator[Path]:
@@ -131,6 +128,13 @@ class Artifact:
             with self.staging(extra) as tmp:
                 extra.update(make(tmp) or {})
             return self.path
+
+
+def lock_for(path: Path) -> FileLock:
+    """An inter-process lock for whatever is made at `path` (the file `.<name>.lock` beside it,
+    left in place: removing a lock file while another process waits on it would break it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path.parent / f".{path.name}.lock")
 
 
 def publish(tmp: Path, path: Path) -> None:

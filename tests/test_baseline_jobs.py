@@ -21,18 +21,18 @@ from official_fixtures import write_oxford
 from omegaconf import DictConfig
 from skimage import data as skdata
 
-import ncl.codes.extract
+import ncl.codes.extraction
 import ncl.codes.source
 from ncl.baselines import local_features, vocabulary
 from ncl.baselines.local_features import sift
-from ncl.codes.job import run_extraction
-from ncl.codes.source import code_source
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks import read_oxford
 from ncl.data.images import query_image_set
-from ncl.eval.job import run_evaluation
 from ncl.io.decode import read_gray
 from ncl.io.geometry import crop_box
+from ncl.jobs.evaluate import run_evaluation
+from ncl.jobs.extract import run_extraction
+from ncl.jobs.parts import code_source
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ("astronaut", "coffee", "rocket")  # the benchmark's objects
@@ -105,7 +105,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a baseline job built a network")
 
     monkeypatch.setattr(ncl.codes.source, "create_backbone", refuse)
-    monkeypatch.setattr(ncl.codes.extract, "create_backbone", refuse)
+    monkeypatch.setattr(ncl.codes.extraction, "create_backbone", refuse)
 
 
 def job_cfg(config: str, tmp_path: Path, fit_dir: Path, overrides: list[str]) -> DictConfig:
@@ -233,7 +233,7 @@ def test_interrupted_descriptor_cache_resumes_and_a_rerun_recomputes_nothing(
     done.clear()
     monkeypatch.setattr(vocabulary, "kmeans", never)
     monkeypatch.setattr("ncl.baselines.source.fit_bovw_idf", never)
-    monkeypatch.setattr("ncl.baselines.encode.staging_dir", never)
+    monkeypatch.setattr("ncl.baselines.encode.write_ids", never)
     run_extraction(cfg)
     assert done == []
 

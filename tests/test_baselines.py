@@ -357,7 +357,7 @@ def test_encode_image_set_writes_a_readable_code_set(
     assert codes.meta["failed"] == []
 
     mtime = (out / "codes.npy").stat().st_mtime_ns
-    monkeypatch.setattr(encode_module, "staging_dir", None)  # reuse must not write anything
+    monkeypatch.setattr(encode_module, "write_ids", None)  # reuse must not write anything
     assert encode_image_set(cache, encoder, out, {"benchmark": "demo"}).path == written.path
     assert (out / "codes.npy").stat().st_mtime_ns == mtime
     monkeypatch.undo()

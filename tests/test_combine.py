@@ -13,7 +13,7 @@ from test_evaluate import evaluate_cfg
 from ncl.codes.combine import CombinedTaps, base_taps, combine, tap_parts
 from ncl.codes.store import CodeStore, write_codes
 from ncl.data.images import ImageSet
-from ncl.eval.job import run_evaluation
+from ncl.jobs.evaluate import run_evaluation
 
 
 def test_tap_names_parse_into_an_operator_and_parts():

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import write_codes
 from ncl.compress.base import NoCompression, l2_normalize
-from ncl.compress.pca import PCA, PCABasis, cached_pca_basis
+from ncl.compress.pca import PCA, PCABasis
 from ncl.search.flat import best_per_image, rank
 
 
@@ -41,14 +42,14 @@ def test_pca_refuses_more_dims_than_fit_images_support():
 def test_pca_basis_cached_beside_fit_codes_and_refitted_when_they_change(tmp_path):
     codes = write_codes(tmp_path / "fit", [str(i) for i in range(50)], clustered(50, 16, 4, 2))
     first = cached_pca_basis(codes, 8)
-    assert (tmp_path / "fit" / "pca-8.npz").is_file()
-    mtime = (tmp_path / "fit" / "pca-8.npz").stat().st_mtime_ns
+    assert (tmp_path / "fit" / "pca-8" / "basis.npz").is_file()
+    mtime = (tmp_path / "fit" / "pca-8" / "basis.npz").stat().st_mtime_ns
     again = cached_pca_basis(codes, 8)
     np.testing.assert_array_equal(first.components, again.components)
-    assert (tmp_path / "fit" / "pca-8.npz").stat().st_mtime_ns == mtime
+    assert (tmp_path / "fit" / "pca-8" / "basis.npz").stat().st_mtime_ns == mtime
     other = write_codes(tmp_path / "fit", [str(i) for i in range(40)], clustered(40, 16, 4, 3))
     assert cached_pca_basis(other, 8).components.shape == (8, 16)
-    assert (tmp_path / "fit" / "pca-8.npz").stat().st_mtime_ns != mtime
+    assert (tmp_path / "fit" / "pca-8" / "basis.npz").stat().st_mtime_ns != mtime
 
 
 def test_rank_is_exact_l2_order():

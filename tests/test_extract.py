@@ -5,7 +5,7 @@ import pytest
 import torch
 from official_fixtures import write_jpeg
 
-from ncl.codes.extract import CodeExtractor, ExtractionSettings, _merge, extract_codes
+from ncl.codes.extraction import CodeExtractor, Extraction, ExtractionSettings, merge_shards
 from ncl.codes.store import CodeStore
 from ncl.data.images import ImageSet, folder_image_set
 from ncl.data.transforms import extraction_transform
@@ -58,10 +58,10 @@ def test_codes_match_a_plain_forward_and_taps_share_one_pass(
         backbone, "codes", lambda x, taps: (calls.append(list(taps)), codes(x, taps))[1]
     )
     store = CodeStore(tmp_path / "codes")
-    sets = extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    sets = Extraction(images, backbone, "mnv2", ["pool", "logits"], store, SETTINGS).run()
     assert calls == [["pool", "logits"]] * 3  # 10 images in batches of 4: one pass per batch
     # a second call finds the codes and extracts nothing
-    extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    Extraction(images, backbone, "mnv2", ["pool", "logits"], store, SETTINGS).run()
     assert len(calls) == 3
     assert sets["pool"].ids == images.names
     assert (sets["pool"].dim, sets["logits"].dim) == (1280, 1000)
@@ -71,7 +71,7 @@ def test_codes_match_a_plain_forward_and_taps_share_one_pass(
     # an image rewritten since (a regenerated benchmark): the stored codes are stale
     write_jpeg(images.files[0], size=(50, 50), seed=99)
     before = len(calls)
-    extract_codes(images, "mnv2", ["pool", "logits"], store, SETTINGS, backbone=backbone)
+    Extraction(images, backbone, "mnv2", ["pool", "logits"], store, SETTINGS).run()
     assert len(calls) == before + 3
 
 
@@ -88,7 +88,7 @@ def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path
 
     monkeypatch.setattr(CodeExtractor, "predict_step", failing)
     with pytest.raises(RuntimeError, match="power cut"):
-        extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+        Extraction(images, backbone, "mnv2", ["pool"], store, SETTINGS).run()
     assert not store.exists("mnv2", "toy", "pool")
     assert sorted(seen) == list(range(8))
 
@@ -98,7 +98,7 @@ def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path
         "predict_step",
         lambda self, b, i: (seen.extend(b[1].tolist()), original(self, b, i))[1],
     )
-    sets = extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+    sets = Extraction(images, backbone, "mnv2", ["pool"], store, SETTINGS).run()
     assert sorted(seen) == [8, 9]  # only what the first run had not written
     assert_same_codes(sets["pool"].codes, direct_codes(backbone, images, "pool"))
 
@@ -106,7 +106,7 @@ def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path
 def test_unreadable_image_is_reported_skipped_and_recorded(backbone, images, tmp_path, caplog):
     images.files[3].write_bytes(b"not a jpeg at all")
     store = CodeStore(tmp_path / "codes")
-    sets = extract_codes(images, "mnv2", ["pool"], store, SETTINGS, backbone=backbone)
+    sets = Extraction(images, backbone, "mnv2", ["pool"], store, SETTINGS).run()
     assert "im03" not in sets["pool"].ids and len(sets["pool"]) == 9
     assert sets["pool"].meta["failed"] == ["im03"]
     assert "im03.jpg" in caplog.text
@@ -128,7 +128,9 @@ def test_merge_deduplicates_padded_ranks_in_image_set_order(tmp_path):
             tap_t=codes[idx],
         )
     store = CodeStore(tmp_path / "codes")
-    _merge(partial, images, "m", "s", ["t"], store, "float16", {"model": "m"})
+    merge_shards(
+        partial, images, {"t": store.artifact("m", "s", "t", {})}, "float16", {"model": "m"}
+    )
     out = store.read("m", "s", "t")
     assert out.ids == images.names and out.codes.dtype == np.float16
     np.testing.assert_array_equal(out.codes[:, 0], [0, 1, 2, 3, 4])
@@ -140,8 +142,8 @@ def test_query_boxes_crop_before_resizing(backbone, tmp_path):
     full = ImageSet("q_full", ["q"], [img])
     boxed = ImageSet("q_box", ["q"], [img], boxes=[(0.0, 0.0, 32.0, 24.0)])
     store = CodeStore(tmp_path / "codes")
-    a = extract_codes(full, "m", ["pool"], store, SETTINGS, backbone=backbone)["pool"]
-    b = extract_codes(boxed, "m", ["pool"], store, SETTINGS, backbone=backbone)["pool"]
+    a = Extraction(full, backbone, "m", ["pool"], store, SETTINGS).run()["pool"]
+    b = Extraction(boxed, backbone, "m", ["pool"], store, SETTINGS).run()["pool"]
     assert b.meta["transform"]["query_boxes"] and not a.meta["transform"]["query_boxes"]
     a_unit, b_unit = (np.asarray(c.codes) / np.linalg.norm(c.codes) for c in (a, b))
     assert np.abs(a_unit - b_unit).max() > 1e-3

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from test_evaluate import evaluate_cfg
 
-from ncl.eval.job import run_evaluation
-from ncl.modules.train_job import run_training
+from ncl.jobs.evaluate import run_evaluation
+from ncl.jobs.train import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 

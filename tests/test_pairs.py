@@ -18,11 +18,11 @@ from skimage import data as skdata
 
 from ncl.data import demo
 from ncl.data.images import folder_image_set
+from ncl.jobs.mine_pairs import run_mining
 from ncl.pairs import KeypointSettings, MatchSettings, MiningSettings, Pair, mine_pairs, read_pairs
 from ncl.pairs import classes as classes_module
 from ncl.pairs import mine as mine_module
 from ncl.pairs.graph import adjacency, candidates, select_greedy, two_hop_evidence
-from ncl.pairs.job import run_mining
 from ncl.pairs.keypoints import KeypointCache, Keypoints
 from ncl.pairs.matching import PairVerifier
 from ncl.pairs.pairs_file import write_pairs

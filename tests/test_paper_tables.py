@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ncl.config import as_list
+from ncl.jobs.config import as_list
 from ncl.report.paper import paper_figure
 
 ROOT = Path(__file__).resolve().parents[1]

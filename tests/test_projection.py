@@ -12,14 +12,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from test_evaluate import evaluate_cfg
 
+from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeStore, write_codes
-from ncl.compress.pca import PCA, PCABasis, cached_pca_basis
+from ncl.compress.pca import PCA, PCABasis
 from ncl.compress.projection import LearnedProjection, projection_file
-from ncl.data.pairs import PairDataModule, different_class_pairs, image_classes
-from ncl.eval.job import run_evaluation
-from ncl.modules.projection import hinge_loss
-from ncl.modules.train_job import run_training
+from ncl.jobs.evaluate import run_evaluation
+from ncl.jobs.train import run_training
 from ncl.pairs import Pair, write_pairs
+from ncl.projection.data import PairDataModule, different_class_pairs, image_classes
+from ncl.projection.module import hinge_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 

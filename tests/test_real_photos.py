@@ -9,13 +9,16 @@ import os
 import pytest
 from official_fixtures import shared
 
-from ncl.codes.extract import ExtractionSettings
-from ncl.codes.source import NeuralCodes
+from ncl.codes.extraction import ExtractionSettings
+from ncl.codes.neural import NeuralCodes
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks.ukb import read_ukb
 from ncl.data.demo import demo_benchmark
 from ncl.data.images import folder_image_set
-from ncl.eval.run import CompressionSpec, evaluate
+from ncl.eval.compression import Compression, PCACompression
+from ncl.eval.run import evaluate
+from ncl.models import BackboneSpec
+from ncl.search.flat import FlatSearch
 
 SETTINGS = ExtractionSettings(batch_size=32, num_workers=1, progress=False)
 SHIPPED = ("efficientnet_lite0", "mobilenet_v2")
@@ -38,15 +41,17 @@ def headline(rows, key):
 
 def random_init_scores(benchmark, store, key):
     """The same benchmark through a randomly initialised EfficientNet-Lite0 (uncompressed)."""
-    source = NeuralCodes("efficientnet_lite0", ["pool"], store, SETTINGS, pretrained=False)
-    return headline(evaluate(benchmark, source, CompressionSpec()), key)
+    source = NeuralCodes(
+        BackboneSpec("efficientnet_lite0", pretrained=False), ["pool"], store, SETTINGS
+    )
+    return headline(evaluate(benchmark, source, Compression(), FlatSearch()), key)
 
 
 def test_demo_imagenet_codes_and_their_pca_beat_random_init(demo, store):
     fit = folder_image_set("demo_train", demo.database_files[0].parents[1] / "train")
-    spec = CompressionSpec(method="pca", dims=(None, 64), fit_on=fit)
-    source = NeuralCodes("efficientnet_lite0", ["pool"], store, SETTINGS)
-    trained = headline(evaluate(demo, source, spec), "mAP")
+    spec = PCACompression(dim=(None, 64), fit_on=fit)
+    source = NeuralCodes(BackboneSpec("efficientnet_lite0"), ["pool"], store, SETTINGS)
+    trained = headline(evaluate(demo, source, spec, FlatSearch()), "mAP")
     random_init = random_init_scores(demo, store, "mAP")
     assert trained[("pool", 1280)] > 0.55
     assert trained[("pool", 1280)] > random_init[("pool", 1280)] + 0.25
@@ -58,7 +63,13 @@ def test_ukb_sample_shipped_networks_beat_random_init(model, store):
     ukb = read_ukb(shared("ukbench-1000"))
     assert len(ukb.database) == 1000
     ns = headline(
-        evaluate(ukb, NeuralCodes(model, ["pool"], store, SETTINGS), CompressionSpec()), "N-S"
+        evaluate(
+            ukb,
+            NeuralCodes(BackboneSpec(model), ["pool"], store, SETTINGS),
+            Compression(),
+            FlatSearch(),
+        ),
+        "N-S",
     )
     random_init = random_init_scores(ukb, store, "N-S")
     assert ns[("pool", 1280)] > 3.0

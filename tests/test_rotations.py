@@ -13,7 +13,7 @@ from skimage import data as skdata
 from test_evaluate import evaluate_cfg
 
 from ncl.codes.store import CodeStore
-from ncl.eval.job import run_evaluation
+from ncl.jobs.evaluate import run_evaluation
 
 PHOTOS = {
     100000: skdata.chelsea,

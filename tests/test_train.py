@@ -18,9 +18,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from test_datamodules import write_class_folders, write_imagenet, write_landmarks, write_rgbd
 
+from ncl.jobs.train import run_training
 from ncl.models import create_backbone
 from ncl.modules.classifier import ClassifierModule
-from ncl.modules.train_job import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["alexnet_imagenet", "alexnet_landmarks", "alexnet_rgbd", "demo_finetune"]

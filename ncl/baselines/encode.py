@@ -11,7 +11,8 @@ import numpy as np
 
 from ncl.baselines.encoders import BoVW, Encoder
 from ncl.baselines.local_features import LocalFeatureCache
-from ncl.codes.store import CodeSet, CodeSetError, finish_code_set, read_codes, staging_dir
+from ncl.cache import Artifact
+from ncl.codes.store import CodeSet, code_set_meta, read_codes, write_ids
 from ncl.io.progress import progress_bar
 
 
@@ -30,18 +31,6 @@ def fit_bovw_idf(encoder: BoVW, cache: LocalFeatureCache, *, batch_size: int = 6
     return encoder.fit_idf(np.concatenate(counts) if counts else np.zeros((0, encoder.k)))
 
 
-def _reusable(path: Path, ids: list[str], meta: dict[str, Any]) -> CodeSet | None:
-    """The code set at `path` if it is complete and was made from the same inputs, else None."""
-    if not (path / "meta.json").is_file():
-        return None
-    try:
-        existing = read_codes(path)
-    except CodeSetError:
-        return None
-    same_meta = all(existing.meta.get(key) == value for key, value in meta.items())
-    return existing if same_meta and existing.ids == ids else None
-
-
 def encode_image_set(
     cache: LocalFeatureCache,
     encoder: Encoder,
@@ -54,36 +43,40 @@ def encode_image_set(
 
     The meta records the encoder, the local features and, under `failed` as for neural codes, the
     images that could not be read (they have no row: evaluation counts them as never retrieved
-    instead of ranking a fake code). A complete
-    code set already at `out_path` with the same meta and images is returned as it is.
+    instead of ranking a fake code). The code set is an artifact of the cache made from all of
+    these and the image list: a current one at `out_path` is returned as it is.
     """
     out_path = Path(out_path)
     ids = list(cache.names)
     # Through JSON so that tuples, paths etc. compare equal to what meta.json gives back.
-    wanted = json.loads(
+    inputs = json.loads(
         json.dumps(
             {
                 **(meta or {}),
                 **encoder.config(),
                 **cache.config(),
+                "images": ids,
                 "failed": sorted(cache.failed),
             },
             default=str,
         )
     )
-    if (existing := _reusable(out_path, ids, wanted)) is not None:
-        return existing
-    with staging_dir(out_path) as tmp:
-        codes = np.lib.format.open_memmap(
-            tmp / "codes.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
-        )
-        row = 0
-        with progress_bar(f"{encoder.name} → {out_path.name}", len(ids)) as advance:
-            for names, descriptor_sets in iter_batches(cache, batch_size):
-                codes[row : row + len(names)] = encoder.encode_batch(descriptor_sets)
-                row += len(names)
-                advance(len(names))
-        codes.flush()
-        del codes
-        finish_code_set(tmp, ids, encoder.dim, "float32", wanted)
+    artifact = Artifact(out_path, inputs)
+    with artifact.lock():
+        if artifact.is_current():
+            return read_codes(out_path)
+        recorded = {k: v for k, v in inputs.items() if k != "images"}
+        with artifact.staging(code_set_meta(ids, encoder.dim, "float32", recorded)) as tmp:
+            codes = np.lib.format.open_memmap(
+                tmp / "codes.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
+            )
+            row = 0
+            with progress_bar(f"{encoder.name} → {out_path.name}", len(ids)) as advance:
+                for names, descriptor_sets in iter_batches(cache, batch_size):
+                    codes[row : row + len(names)] = encoder.encode_batch(descriptor_sets)
+                    row += len(names)
+                    advance(len(names))
+            codes.flush()
+            del codes
+            write_ids(tmp, ids)
     return read_codes(out_path)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from ncl.atomic import save_npy_atomically
 from ncl.baselines.encode import encode_image_set, fit_bovw_idf
@@ -34,7 +33,7 @@ from ncl.baselines.encoders import BoVW, VocabularyEncoder, build_encoder
 from ncl.baselines.local_features import LocalFeatureCache, extract_local_features
 from ncl.baselines.vocabulary import Vocabulary, build_vocabulary
 from ncl.codes.store import CodeSet, CodeStore
-from ncl.data.images import ImageSet, folder_image_set
+from ncl.data.images import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +79,13 @@ class BaselineCodes:
     batch_size: int = 64
     _fitted: tuple[Vocabulary, VocabularyEncoder] | None = field(default=None, init=False)
 
-    @classmethod
-    def from_config(cls, cfg: DictConfig, store: CodeStore) -> BaselineCodes:
-        """From an `encoder` config node (conf/encoder/*.yaml)."""
-        fit_on = cfg.get("fit_on")
-        if not fit_on:
+    def __post_init__(self) -> None:
+        self.work_dir = Path(self.work_dir)
+        if not isinstance(self.fit_on, ImageSet):
             raise ValueError(
-                f"encoder={cfg.name} needs a separate image set to fit its vocabulary on "
-                "(encoder.fit_on: {name, root}; by default the benchmark's fit_on)"
+                f"encoder={self.encoder} needs a separate image set to fit its vocabulary on "
+                "(encoder.fit_on; by default the benchmark's fit_on)"
             )
-        return cls(
-            encoder=str(cfg.name),
-            k=int(cfg.k),
-            fit_on=folder_image_set(fit_on.name, fit_on.root),
-            store=store,
-            work_dir=Path(cfg.work_dir),
-            params=OmegaConf.to_container(cfg.get("params") or {}, resolve=True),  # type: ignore[arg-type]
-            local_features=LocalFeatureSettings(**cfg.local_features),
-            vocabulary=VocabularySettings(**cfg.vocabulary),
-            batch_size=int(cfg.batch_size),
-        )
 
     @property
     def tap(self) -> str:

@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from ncl.baselines.local_features import LocalFeatureCache
-from ncl.codes.store import staging_dir
+from ncl.cache import Artifact, digest
 from ncl.io.progress import progress_bar
 
 
@@ -121,21 +121,18 @@ def build_vocabulary(
         "images": len(cache.names),
         "image_list_sha1": hashlib.sha1("\n".join(cache.names).encode()).hexdigest(),
     }
-    key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(out_dir) / f"k{k}-{key}"
-    if (path / "meta.json").is_file():
-        return load_vocabulary(path)
-    sample = sample_descriptors(cache, max_descriptors, seed)
-    centroids = kmeans(sample, k, niter=niter, seed=seed)
-    meta = {
-        **params,
-        "key": key,
-        "descriptors_sampled": int(sample.shape[0]),
-        "objective": quantization_error(sample, centroids),
-        "faiss": faiss.__version__,
-        "source": str(cache.root),
-    }
-    with staging_dir(path) as tmp:
+    artifact = Artifact(Path(out_dir) / f"k{k}-{digest(params, 12)}", params)
+
+    def make(tmp: Path) -> dict:
+        sample = sample_descriptors(cache, max_descriptors, seed)
+        centroids = kmeans(sample, k, niter=niter, seed=seed)
         np.save(tmp / "centroids.npy", centroids)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    return load_vocabulary(path)
+        return {
+            **params,
+            "descriptors_sampled": int(sample.shape[0]),
+            "objective": quantization_error(sample, centroids),
+            "faiss": faiss.__version__,
+            "source": str(cache.root),
+        }
+
+    return load_vocabulary(artifact.get(make, "vocabulary"))

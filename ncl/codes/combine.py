@@ -6,8 +6,8 @@ sum of the parts, one with `|` (`l5|l6|l7`) their concatenation; each part is L2
 so that no layer dominates by its scale. Summed parts must have the same dimension.
 
 A combined code set is derived from its parts once and kept in the code store under its own tap
-name, recording which part files it was made from: when a part is
-extracted again, the combination is remade. It is then a code set like any other: compression,
+name, an artifact of the cache made from its parts: when a part is extracted again, the
+combination is remade. It is then a code set like any other: compression,
 search and the fitted PCA bases treat it alike.
 """
 
@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ncl.cache import file_stamp
+from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeSet, CodeStore, read_codes, write_codes
 from ncl.compress.base import l2_normalize
 from ncl.data.images import ImageSet
-
-if TYPE_CHECKING:
-    from ncl.codes.source import CodeSource
 
 SUM, CONCAT = "+", "|"
 
@@ -93,14 +91,15 @@ class CombinedTaps:
         return out
 
     def _combined(self, images: ImageSet, tap: str, parts: list[CodeSet]) -> CodeSet:
-        path = self.store.path(self.name, images.name, tap)
-        # a part written again is a new file: its mtime in ns tells even same-second rewrites
-        made_from = [f"{p.path}|{(p.path / 'codes.npy').stat().st_mtime_ns}" for p in parts]
-        if (path / "meta.json").is_file():
-            existing = read_codes(path)
-            if existing.meta.get("made_from") == made_from:
-                return existing
-        meta = {"model": self.name, "tap": tap, "made_from": made_from}
-        if parts[0].meta.get("failed"):
-            meta["failed"] = parts[0].meta["failed"]
-        return write_codes(path, parts[0].ids, combine(tap, parts), meta)
+        # a part extracted again has another cache key and codes file: the combination follows
+        inputs = {
+            "parts": [
+                [str(p.path), p.meta.get("key"), file_stamp(p.path / "codes.npy")] for p in parts
+            ]
+        }
+        artifact = self.store.artifact(self.name, images.name, tap, inputs)
+        with artifact.lock():
+            if not artifact.is_current():
+                meta = {"model": self.name, "tap": tap, "failed": parts[0].meta.get("failed", [])}
+                write_codes(artifact.path, parts[0].ids, combine(tap, parts), meta, inputs)
+        return read_codes(artifact.path)

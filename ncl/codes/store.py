@@ -3,28 +3,27 @@
 A code set is a directory holding
   ids.txt    one image name per line (no extension), the row order of the codes
   codes.npy  N x dim, float32 or float16, readable by ``numpy.load(..., mmap_mode="r")`` alone
-  meta.json  what made it: model, tap, transform, count, dtype, command; written last
-A set is only ever published by renaming a complete temporary directory into place, so a reader
-never sees a half-written one; `read_codes` still checks that the three files agree.
+  meta.json  what made it: the artifact cache's key and inputs, model, tap, transform, count,
+             dtype, command; written last
+A set is an artifact of `ncl.cache`: only ever published by renaming a complete staging directory
+into place, so a reader never sees a half-written one, and remade when its inputs change; `read_codes` still checks that the three files agree.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ncl.cache import Artifact
 
 CODE_DTYPES = ("float32", "float16")
 
@@ -86,29 +85,39 @@ def read_codes(path: str | Path, *, mmap: bool = True) -> CodeSet:
 
 
 def write_codes(
-    path: str | Path, ids: Sequence[str], codes: np.ndarray, meta: dict[str, Any] | None = None
+    path: str | Path,
+    ids: Sequence[str],
+    codes: np.ndarray,
+    meta: dict[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> CodeSet:
-    """Write a code set atomically, replacing any set at `path`."""
+    """Write a code set atomically, replacing any set at `path`; `inputs` are what the codes
+    were made from (the artifact cache reuses the set while they stay the same)."""
     codes = np.asarray(codes)
     if codes.ndim != 2 or len(ids) != codes.shape[0]:
         raise ValueError(f"{path}: {len(ids)} ids for codes of shape {codes.shape}")
     if codes.dtype.name not in CODE_DTYPES:
         codes = codes.astype(np.float32)
-    with staging_dir(path) as tmp:
+    artifact = Artifact(Path(path), inputs or {})
+    with artifact.staging(code_set_meta(ids, codes.shape[1], codes.dtype.name, meta)) as tmp:
         np.save(tmp / "codes.npy", np.ascontiguousarray(codes))
-        finish_code_set(tmp, ids, codes.shape[1], codes.dtype.name, meta)
+        write_ids(tmp, ids)
     return read_codes(path)
 
 
-def finish_code_set(
-    tmp: Path, ids: Sequence[str], dim: int, dtype: str, meta: dict[str, Any] | None
-) -> None:
-    """Write ids.txt and meta.json next to a complete codes.npy in a staging directory."""
+def write_ids(tmp: Path, ids: Sequence[str]) -> None:
+    """ids.txt of a code set being staged, one image name per line."""
     bad = [i for i in ids if not i or "\n" in i]
     if bad:
         raise ValueError(f"{tmp}: image names must be non-empty single lines, got {bad[:3]}")
     (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids))
-    full_meta = {
+
+
+def code_set_meta(
+    ids: Sequence[str], dim: int, dtype: str, meta: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What a code set's meta.json records beside the cache's key and inputs."""
+    return {
         **(meta or {}),
         "count": len(ids),
         "dim": dim,
@@ -116,27 +125,6 @@ def finish_code_set(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": (meta or {}).get("command", " ".join(sys.argv)),
     }
-    (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2, default=str))
-
-
-@contextmanager
-def staging_dir(path: str | Path) -> Iterator[Path]:
-    """A temporary directory beside `path` that replaces `path` on success and vanishes on error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
 
 
 def slug(name: str) -> str:
@@ -159,6 +147,10 @@ class CodeStore:
 
     def exists(self, model: str, image_set: str, tap: str) -> bool:
         return (self.path(model, image_set, tap) / "meta.json").is_file()
+
+    def artifact(self, model: str, image_set: str, tap: str, inputs: Mapping[str, Any]) -> Artifact:
+        """The code set of (model, image set, tap) as made from `inputs`."""
+        return Artifact(self.path(model, image_set, tap), inputs)
 
     def read(self, model: str, image_set: str, tap: str) -> CodeSet:
         path = self.path(model, image_set, tap)

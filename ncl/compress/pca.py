@@ -1,20 +1,18 @@
 """PCA compression of neural codes (paper section 5).
 
 faiss fits the PCA once per (fit set, tap) with as many components as any run may ask for; a
-compressor to `d` dimensions uses the leading `d` of them. So a sweep over dimensions fits once,
-and the fitted basis is cached on disk next to the codes it came from.
+compressor to `d` dimensions uses the leading `d` of them. So a sweep over dimensions fits once
+(`ncl.eval.compression` caches the basis beside the codes it came from).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from ncl.atomic import save_npz_atomically
-from ncl.codes.store import CodeSet
 from ncl.compress.base import l2_normalize
 
 
@@ -46,14 +44,10 @@ class PCABasis:
         eigenvalues = faiss.vector_to_array(pca.eigenvalues)[:d_out] / n
         return cls(mean, components, eigenvalues)
 
-    def save(self, path: Path, info: dict) -> None:
+    def save(self, path: Path) -> None:
         """Write atomically: a crash never leaves a basis that `load` would accept."""
         save_npz_atomically(
-            path,
-            mean=self.mean,
-            components=self.components,
-            eigenvalues=self.eigenvalues,
-            info=json.dumps(info),
+            path, mean=self.mean, components=self.components, eigenvalues=self.eigenvalues
         )
 
     @classmethod
@@ -80,21 +74,3 @@ class PCA:
 
     def __call__(self, codes: np.ndarray) -> np.ndarray:
         return l2_normalize((l2_normalize(codes) - self.mean) @ self.projection_t)
-
-
-def fit_key(codes: CodeSet) -> str:
-    """What a basis was fitted on, for the cache: the set's path, creation time and size."""
-    return f"{codes.path.resolve()}|{codes.meta.get('created')}|{len(codes)}x{codes.dim}"
-
-
-def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
-    """The PCA basis of a code set, fitted once and kept beside it as `pca-<k>.npz`."""
-    path = codes.path / f"pca-{max_components}.npz"
-    key = fit_key(codes)
-    if path.is_file():
-        with np.load(path) as f:
-            if json.loads(str(f["info"])).get("fit_key") == key:
-                return PCABasis(f["mean"], f["components"], f["eigenvalues"])
-    basis = PCABasis.fit(np.asarray(codes.codes), max_components)
-    basis.save(path, {"fit_key": key, "fit_on": str(codes.path), "count": len(codes)})
-    return basis

@@ -1,6 +1,6 @@
 """A learned low-rank projection as a compressor (paper section 5, after Simonyan et al. 2013).
 
-`ProjectionModule` (`ncl.modules.projection`) learns W on pairs of matching photos; what
+`ProjectionModule` (`ncl.projection.module`) learns W on pairs of matching photos; what
 `evaluate.py` applies is this compressor: L2-normalise, optionally PCA to `pre_dim` first (the
 paper projects 4096-d codes directly for 16 and 32 dims, but PCA-compresses them to 1024 first for
 64 and 128, where W alone overfits), multiply by W, L2-normalise.

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
 from ncl.io.decode import UnreadableImage, read_rgb
+from ncl.io.geometry import quarter_turns
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,18 @@ class ImageSet:
                 h.update(f"{name}\0missing\n".encode())
         h.update(json.dumps([self.boxes, sorted(self.rotations.items())]).encode())
         return h.hexdigest()[:16]
+
+    def turned(self, degrees: int) -> ImageSet:
+        """The same images each turned `degrees` more counter-clockwise, as their own set
+        (`<name>_rot<degrees>`): e.g. Holidays' database at +-90 degrees for its sideways photos.
+        Every code source (network taps, combinations, baselines) reads rotations from the set,
+        so all of them turn alike."""
+        quarter_turns(degrees)  # a clear error for anything but multiples of 90
+        return replace(
+            self,
+            name=f"{self.name}_rot{degrees}",
+            rotations={n: (self.rotations.get(n, 0) + degrees) % 360 for n in self.names},
+        )
 
 
 def folder_image_set(name: str, root: str | Path) -> ImageSet:
@@ -116,12 +129,10 @@ class ImageSetDataset(Dataset):
         images: ImageSet,
         transform: Callable[[torch.Tensor], torch.Tensor],
         indices: Sequence[int] | None = None,
-        extra_rotation: int = 0,
     ) -> None:
         self.images = images
         self.transform = transform
         self.indices = list(range(len(images))) if indices is None else list(indices)
-        self.extra_rotation = extra_rotation
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -136,7 +147,7 @@ class ImageSetDataset(Dataset):
         box = self.images.boxes[index] if self.images.boxes else None
         if box is not None:
             image = crop_box(image, box)
-        degrees = (self.images.rotations.get(name, 0) + self.extra_rotation) % 360
+        degrees = self.images.rotations.get(name, 0) % 360
         if degrees:
             image = rotate90(image, degrees)
         return self.transform(image), index
@@ -169,10 +180,9 @@ class ImageSetDataModule(pl.LightningDataModule):
         indices: Sequence[int] | None = None,
         batch_size: int = 32,
         num_workers: int = 2,
-        extra_rotation: int = 0,
     ) -> None:
         super().__init__()
-        self.dataset = ImageSetDataset(images, transform, indices, extra_rotation=extra_rotation)
+        self.dataset = ImageSetDataset(images, transform, indices)
         self.batch_size = batch_size
         self.num_workers = num_workers
 

@@ -16,28 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ncl.codes.source import CodeSource, rotated
+from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeSet
-from ncl.compress.base import Compressor, NoCompression
-from ncl.compress.pca import PCA, cached_pca_basis
-from ncl.compress.projection import LearnedProjection, projection_file
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import ImageSet, database_image_set, query_image_set
-from ncl.search.flat import best_per_image, rank
+from ncl.eval.compression import Compression
+from ncl.search.flat import FlatSearch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CompressionSpec:
-    """`method` none | pca | projection; `dims` one result row each (None: the uncompressed codes)."""
-
-    method: str = "none"
-    dims: Sequence[int | None] = (None,)
-    whiten: bool = False
-    max_components: int = 1024
-    fit_on: ImageSet | None = None
-    fit_on_benchmark: bool = False
 
 
 @dataclass
@@ -65,42 +51,26 @@ def query_codes(
     return {t: np.asarray(queries[t].codes)[queries[t].rows(names)] for t in source.taps}
 
 
-def make_compressor(
-    spec: CompressionSpec, dim: int | None, full_dim: int, fit: CodeSet | None
-) -> Compressor:
-    if dim is None or spec.method == "none":
-        return NoCompression(full_dim)
-    assert fit is not None
-    if spec.method == "pca":
-        return PCA(cached_pca_basis(fit, spec.max_components), dim, whiten=spec.whiten)
-    if spec.method == "projection":
-        return LearnedProjection.load(projection_file(fit.path, dim))
-    raise ValueError(f"unknown compression method {spec.method!r} (none, pca, projection)")
-
-
 def evaluate(
     benchmark: Benchmark,
     source: CodeSource,
-    compression: CompressionSpec,
+    compression: Compression,
+    search: FlatSearch,
     *,
     crop_queries: bool = True,
-    depth: int | None = None,
-    use_gpu: bool | None = None,
-    database_rotations: Sequence[int] = (),
 ) -> list[ResultRow]:
-    """One row per tap and dimension. With `database_rotations` (e.g. (90, 270)), every database
-    image also has codes of itself turned by those degrees, and ranks by its best one: photos
-    stored sideways (Holidays) match their upright queries."""
+    """One row per tap and dimension."""
     taps = source.taps
     t0 = time.perf_counter()
-    db = source.codes(database_image_set(benchmark))
-    turned = [rotated(source, r).codes(database_image_set(benchmark)) for r in database_rotations]
+    database_images = database_image_set(benchmark)
+    db = source.codes(database_images)
+    turned = [source.codes(database_images.turned(r)) for r in search.database_rotations]
     queries = query_codes(benchmark, db, source, crop_queries)
     fit: dict[str, CodeSet] = {}
-    if compression.method != "none" and any(d is not None for d in compression.dims):
+    if compression.fits:
         if compression.fit_on_benchmark:
             fit = db
-        elif compression.fit_on is None:
+        elif not isinstance(compression.fit_on, ImageSet):
             raise ValueError(
                 "compression needs a separate image set to fit on (compression.fit_on), "
                 "or compression.fit_on=self to fit on the benchmark itself"
@@ -108,7 +78,6 @@ def evaluate(
         else:
             fit = source.codes(compression.fit_on)
     codes_seconds = time.perf_counter() - t0
-    depth = depth if depth is not None else benchmark.protocol.depth
     missing = len(benchmark.database) - len(db[taps[0]])
     if missing:
         log.warning(
@@ -135,16 +104,12 @@ def evaluate(
                 )
                 continue
             t1 = time.perf_counter()
-            compressor = make_compressor(compression, dim, database.dim, fit.get(tap))
+            compressor = compression.compressor(fit.get(tap), dim, database.dim)
             x, q = compressor(np.asarray(codes)), compressor(queries[tap])
             t2 = time.perf_counter()
-            deep = None if depth is None else depth * len(sets)
-            ranking = rank(x, q, deep, use_gpu=use_gpu)
-            ranks = owner[ranking.ranks]
-            if turned:
-                ranks = best_per_image(ranks, depth)
+            ranking = search.rank(x, owner, q, benchmark.protocol.depth)
             t3 = time.perf_counter()
-            scores = benchmark.protocol.score(ranks)
+            scores = benchmark.protocol.score(ranking.ranks)
             t4 = time.perf_counter()
             rows.append(
                 ResultRow(
@@ -153,7 +118,7 @@ def evaluate(
                     dim=compressor.dim,
                     metrics=scores.metrics,
                     per_query=scores.per_query,
-                    depth=ranks.shape[1],
+                    depth=ranking.depth,
                     search_device=ranking.device,
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
                     compressor=dict(getattr(compressor, "info", {})),

@@ -11,10 +11,12 @@ from ncl.models.registry import (
     list_backbones,
     register_backbone,
 )
+from ncl.models.spec import BackboneSpec
 from ncl.models.weights import WeightsNotFoundError
 
 __all__ = [
     "Backbone",
+    "BackboneSpec",
     "WeightsNotFoundError",
     "backbone_from_checkpoint",
     "create_backbone",

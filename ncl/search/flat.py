@@ -7,6 +7,7 @@ an exact flat L2 index, on the GPU only when faiss was built with GPU support *a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -76,3 +77,45 @@ def best_per_image(ranks: np.ndarray, depth: int | None) -> np.ndarray:
         _, first = np.unique(row, return_index=True)
         rows.append(row[np.sort(first)][:depth])
     return np.stack(rows) if rows else ranks[:, :0]
+
+
+@dataclass(frozen=True)
+class FlatSearch:
+    """Exact search (`conf/search/flat.yaml`), the paper's and today's default.
+
+    `depth`: how deep each ranked list goes (None: as deep as the protocol needs); `gpu`: None
+    uses a GPU when faiss sees one; `database_rotations` (e.g. (90, 270)): every database image
+    is also coded turned by these degrees and ranked by its best code, so that photos stored
+    sideways (Holidays) match their upright queries.
+    """
+
+    depth: int | None = None
+    gpu: bool | None = None
+    database_rotations: Sequence[int] = ()
+
+    def __post_init__(self) -> None:
+        if self.depth is not None and (not isinstance(self.depth, int) or self.depth < 1):
+            raise ValueError(f"search.depth must be a positive integer or null, got {self.depth!r}")
+        if self.gpu is not None and not isinstance(self.gpu, bool):
+            raise ValueError(f"search.gpu must be true, false or null, got {self.gpu!r}")
+        rotations = tuple(int(r) for r in self.database_rotations)
+        if any(r % 90 for r in rotations):
+            raise ValueError(
+                f"search.database_rotations must be multiples of 90 degrees, got {list(rotations)}"
+            )
+        object.__setattr__(self, "database_rotations", rotations)
+
+    def rank(
+        self, database: np.ndarray, owner: np.ndarray, queries: np.ndarray, depth: int | None
+    ) -> Ranking:
+        """Rank images for each query: `database` holds one or more codes per image, `owner` the
+        image of each code row; an image comes at the place of its best code."""
+        depth = self.depth if self.depth is not None else depth
+        copies = 1 + len(self.database_rotations)
+        ranking = rank(
+            database, queries, None if depth is None else depth * copies, use_gpu=self.gpu
+        )
+        ranks = owner[ranking.ranks]
+        if copies > 1:
+            ranks = best_per_image(ranks, depth)
+        return Ranking(ranks=ranks, depth=ranks.shape[1], device=ranking.device)

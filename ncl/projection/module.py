@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from ncl.data.pairs import PairBatch, PairDataModule
+from ncl.projection.data import PairBatch, PairDataModule
 
 log = logging.getLogger(__name__)
 

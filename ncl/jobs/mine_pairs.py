@@ -6,10 +6,10 @@ import logging
 import os
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ncl.data.images import ImageSet, folder_image_set
+from ncl.jobs.config import build
 from ncl.pairs.keypoints import KeypointSettings
 from ncl.pairs.matching import MatchSettings
 from ncl.pairs.mine import MiningResult, MiningSettings, mine_pairs
@@ -22,7 +22,7 @@ def image_set(cfg: DictConfig) -> ImageSet:
     the benchmark's reader run first so that the demo is generated when missing."""
     if cfg.images.root:
         return folder_image_set(cfg.images.name or Path(cfg.images.root).name, cfg.images.root)
-    instantiate(cfg.benchmark.reader)
+    build(cfg.benchmark.reader)
     fit_on = cfg.benchmark.fit_on
     return folder_image_set(cfg.images.name or fit_on.name, fit_on.root)
 

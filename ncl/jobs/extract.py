@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ncl.codes.source import code_source
 from ncl.data.images import ImageSet, database_image_set, folder_image_set, query_image_set
+from ncl.jobs.config import build
+from ncl.jobs.parts import code_source
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 def image_sets(cfg: DictConfig) -> list[ImageSet]:
     if cfg.images.root:
         return [folder_image_set(cfg.images.name or Path(cfg.images.root).name, cfg.images.root)]
-    benchmark = instantiate(cfg.benchmark.reader)
+    benchmark = build(cfg.benchmark.reader)
     sets = [database_image_set(benchmark)]
     if not benchmark.queries_in_database:
         sets.append(query_image_set(benchmark, cfg.crop_queries))
     if cfg.fit_set and cfg.benchmark.get("fit_on"):
-        sets.append(folder_image_set(cfg.benchmark.fit_on.name, cfg.benchmark.fit_on.root))
+        sets.append(build(cfg.benchmark.fit_on))
     return sets
 
 

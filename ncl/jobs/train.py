@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ncl.data.datamodule import LabelledDataModule
-from ncl.data.pairs import PairDataModule
+from ncl.jobs.config import build
 from ncl.modules.classifier import ClassifierModule
+from ncl.projection.data import PairDataModule
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,20 @@ def init_from(cfg: DictConfig) -> str | None:
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """The objects of a config group that holds one `_target_` node per entry (callbacks,
     loggers); entries left null are skipped."""
-    return [instantiate(node) for node in (group or {}).values() if node is not None]
+    return [build(node) for node in (group or {}).values() if node is not None]
 
 
 def run_training(cfg: DictConfig) -> float | None:
     """Fit (and test when `test`), returning `optimized_metric` for Hydra sweepers."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    datamodule: pl.LightningDataModule = instantiate(cfg.data)
-    module: pl.LightningModule = instantiate(
+    datamodule: pl.LightningDataModule = build(cfg.data)
+    module: pl.LightningModule = build(
         cfg.module, **module_arguments(cfg, datamodule), _convert_="all"
     )
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:

@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeSet, read_codes
-from ncl.compress.pca import PCA, PCABasis, cached_pca_basis
+from ncl.compress.pca import PCA, PCABasis
 from ncl.compress.projection import LearnedProjection, projection_file, projection_inputs
 from ncl.pairs import read_pairs
 

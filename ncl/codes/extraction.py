@@ -9,14 +9,13 @@ code set per tap. Unreadable images are left out and listed in each set's meta.j
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import os
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,11 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from ncl.atomic import save_npz_atomically
-from ncl.codes.store import CodeSet, CodeStore, finish_code_set, read_codes, staging_dir
+from ncl.cache import Artifact, digest, lock_for
+from ncl.codes.store import CodeSet, CodeStore, code_set_meta, read_codes, write_ids
 from ncl.data.images import ImageSet, ImageSetDataModule
 from ncl.data.transforms import extraction_transform
-from ncl.models import Backbone, create_backbone
+from ncl.models import Backbone
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ class ExtractionSettings:
     dtype: str = "float32"
     shard_size: int = 1024
     progress: bool = True
-    extra_rotation: int = 0
 
 
 class CodeExtractor(pl.LightningModule):
@@ -138,95 +137,89 @@ def _done_indices(partial_dir: Path) -> set[int]:
     return done
 
 
-def _source_key(images: ImageSet, model: str, settings: ExtractionSettings) -> str:
-    """What the codes depend on: the images (content stand-ins), the network and its weights
-    file where it is one, the extra rotation and the stored dtype."""
-    weights = Path(model)
-    stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights.is_file() else ""
-    payload = json.dumps(
-        [images.fingerprint(), model, stamp, settings.extra_rotation, settings.dtype]
-    )
-    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+def first_process() -> bool:
+    """False in the extra processes a multi-device run launches (they re-run the job, with
+    LOCAL_RANK or NODE_RANK set): only the first takes the extraction's lock, or a child would
+    wait for the lock that its parent holds while the parent waits for it to join."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
-def stored_model_name(model: str, pretrained: bool = True) -> str:
-    """The model's name in the code store and in results: a randomly initialised network's codes
-    go under `<model>-random-init`, so they never mix with the trained network's."""
-    return model if pretrained else f"{model}-random-init"
+@dataclass
+class Extraction:
+    """The code sets of `images` for `taps` of one network, stored as `model` in `store`.
 
-
-def extract_codes(
-    images: ImageSet,
-    model: str,
-    taps: Sequence[str],
-    store: CodeStore,
-    settings: ExtractionSettings = ExtractionSettings(),
-    backbone: Backbone | None = None,
-    pretrained: bool = True,
-) -> dict[str, CodeSet]:
-    """Code sets of `images` for each tap, extracting only those not in `store` yet.
-
-    `pretrained=False` extracts with a randomly initialised network (a baseline), stored under
-    `stored_model_name(model, False)`; pass the same `backbone` for every image set, or the sets
-    are extracted by different random networks.
+    `backbone` is the network, or a function that builds it, called only when some tap's codes
+    are missing or stale. Each tap's code set is an artifact of the cache made from the images
+    (their files, boxes and rotations), the network (`model` and `weights`, a stamp of its weights
+    file where there is one) and the stored dtype: changing any of them extracts again.
     """
-    if not pretrained:
-        backbone = backbone or create_backbone(model, pretrained=False)
-        model = stored_model_name(model, pretrained)
-    image_set = (
-        images.name
-        if not settings.extra_rotation
-        else f"{images.name}_rot{settings.extra_rotation}"
-    )
-    key = _source_key(images, model, settings)
-    missing = [t for t in taps if not _current(store, model, image_set, t, key)]
-    if missing:
-        _extract(images, image_set, model, missing, store, settings, backbone, key)
-    return {t: store.read(model, image_set, t) for t in taps}
 
+    images: ImageSet
+    backbone: Backbone | Callable[[], Backbone]
+    model: str
+    taps: Sequence[str]
+    store: CodeStore
+    settings: ExtractionSettings = field(default_factory=ExtractionSettings)
+    weights: str = ""
 
-def _current(store: CodeStore, model: str, image_set: str, tap: str, key: str) -> bool:
-    if not store.exists(model, image_set, tap):
-        return False
-    if store.read(model, image_set, tap).meta.get("source_key") != key:
-        log.info(
-            "%s/%s/%s: images or weights changed since extraction; extracting again",
-            model,
-            image_set,
-            tap,
+    def artifact(self, tap: str) -> Artifact:
+        inputs = {
+            "images": self.images.fingerprint(),
+            "model": self.model,
+            "weights": self.weights,
+            "dtype": self.settings.dtype,
+        }
+        return self.store.artifact(self.model, self.images.name, tap, inputs)
+
+    def run(self) -> dict[str, CodeSet]:
+        """Every tap's code set, extracting in one pass the taps that are not current."""
+        lock = (
+            lock_for(self.store.path(self.model, self.images.name, "extraction"))
+            if first_process()
+            else nullcontext()
         )
-        return False
-    return True
+        with lock:
+            missing = [t for t in self.taps if not self.artifact(t).is_current()]
+            for tap in missing:
+                if self.artifact(tap).path.exists():
+                    log.info(
+                        "%s: extracting again (%s)",
+                        self.artifact(tap).path,
+                        self.artifact(tap).why_stale(),
+                    )
+            if missing:
+                self._extract(missing)
+        return {t: self.store.read(self.model, self.images.name, t) for t in self.taps}
 
+    def _network(self) -> Backbone:
+        if not isinstance(self.backbone, Backbone):
+            self.backbone = self.backbone()
+        return self.backbone
 
-def _extract(
-    images: ImageSet,
-    image_set: str,
-    model: str,
-    taps: Sequence[str],
-    store: CodeStore,
-    settings: ExtractionSettings,
-    backbone: Backbone | None,
-    key: str,
-) -> None:
-    # published weights or a checkpoint: never silently a random network
-    backbone = backbone if backbone is not None else create_backbone(model, pretrained=True)
-    backbone.eval()
-    taps_key = hashlib.sha1(" ".join(sorted(taps)).encode()).hexdigest()[:6]
-    partial_dir = store.path(model, image_set, f".partial-{key}-{taps_key}")
-    partial_dir.mkdir(parents=True, exist_ok=True)
-    done = _done_indices(partial_dir)
-    todo = [i for i in range(len(images)) if i not in done]
-    if done:
-        log.info(
-            "resuming %s/%s: %d of %d images already done", model, image_set, len(done), len(images)
-        )
-    if todo:
+    def _extract(self, taps: Sequence[str]) -> None:
+        images, settings = self.images, self.settings
+        backbone = self._network().eval()
+        key = digest([self.artifact(t).key for t in sorted(taps)], 12)
+        partial_dir = self.store.path(self.model, images.name, f".partial-{key}")
+        partial_dir.mkdir(parents=True, exist_ok=True)
+        done = _done_indices(partial_dir)
+        todo = [i for i in range(len(images)) if i not in done]
+        if done:
+            log.info(
+                "resuming %s/%s: %d of %d images already done",
+                self.model,
+                images.name,
+                len(done),
+                len(images),
+            )
+        if not todo:
+            self._publish(partial_dir, taps, backbone)
+            return
         log.info(
             "extracting %s: %d images with %s, taps %s",
-            image_set,
+            images.name,
             len(todo),
-            model,
+            self.model,
             ", ".join(taps),
         )
         data = ImageSetDataModule(
@@ -235,7 +228,6 @@ def _extract(
             indices=todo,
             batch_size=settings.batch_size,
             num_workers=settings.num_workers,
-            extra_rotation=settings.extra_rotation,
         )
         with quiet_lightning():
             trainer = pl.Trainer(
@@ -257,53 +249,39 @@ def _extract(
             left = len(images) - len(_done_indices(partial_dir))
             if trainer.interrupted or left:
                 raise RuntimeError(
-                    f"extraction of {image_set} stopped with {left} images to go; "
+                    f"extraction of {images.name} stopped with {left} images to go; "
                     f"run the same command again to resume from {partial_dir}"
                 )
-            _publish(partial_dir, images, image_set, model, taps, store, settings, backbone, key)
+            self._publish(partial_dir, taps, backbone)
         # the other ranks read the code sets only once rank 0 has published them
         trainer.strategy.barrier()
-    else:
-        _publish(partial_dir, images, image_set, model, taps, store, settings, backbone, key)
+
+    def _publish(self, partial_dir: Path, taps: Sequence[str], backbone: Backbone) -> None:
+        images = self.images
+        meta = {
+            "model": self.model,
+            "backbone": backbone.config,
+            "image_set": images.name,
+            "transform": {
+                "resize": [backbone.input_size, backbone.input_size],
+                "crop": "none (aspect ratio not kept)",
+                "mean": list(backbone.mean),
+                "std": list(backbone.std),
+                "query_boxes": images.boxes is not None
+                and any(b is not None for b in images.boxes),
+                "rotations": len(images.rotations),
+            },
+        }
+        merge_shards(
+            partial_dir, images, {t: self.artifact(t) for t in taps}, self.settings.dtype, meta
+        )
+        shutil.rmtree(partial_dir, ignore_errors=True)
 
 
-def _publish(
+def merge_shards(
     partial_dir: Path,
     images: ImageSet,
-    image_set: str,
-    model: str,
-    taps: Sequence[str],
-    store: CodeStore,
-    settings: ExtractionSettings,
-    backbone: Backbone,
-    key: str,
-) -> None:
-    meta = {
-        "model": model,
-        "backbone": backbone.config,
-        "image_set": image_set,
-        "source_key": key,
-        "transform": {
-            "resize": [backbone.input_size, backbone.input_size],
-            "crop": "none (aspect ratio not kept)",
-            "mean": list(backbone.mean),
-            "std": list(backbone.std),
-            "query_boxes": images.boxes is not None and any(b is not None for b in images.boxes),
-            "rotations": len(images.rotations),
-            "extra_rotation": settings.extra_rotation,
-        },
-    }
-    _merge(partial_dir, images, model, image_set, taps, store, settings.dtype, meta)
-    shutil.rmtree(partial_dir, ignore_errors=True)
-
-
-def _merge(
-    partial_dir: Path,
-    images: ImageSet,
-    model: str,
-    image_set: str,
-    taps: Sequence[str],
-    store: CodeStore,
+    artifacts: Mapping[str, Artifact],
     dtype: str,
     meta: dict[str, Any],
 ) -> None:
@@ -323,27 +301,31 @@ def _merge(
         log.warning(
             "%d unreadable image(s) left out of %s: %s",
             len(failed_names),
-            image_set,
+            images.name,
             failed_names[:10],
         )
-    for tap in taps:
-        with staging_dir(store.path(model, image_set, tap)) as tmp:
-            dim = None
-            out = None
+    for tap, artifact in artifacts.items():
+        dim = _tap_dim(shards, tap, images.name)
+        tap_meta = {**meta, "tap": tap, "failed": failed_names}
+        with artifact.staging(code_set_meta(ids, dim, dtype, tap_meta)) as tmp:
+            out = np.lib.format.open_memmap(
+                tmp / "codes.npy", mode="w+", dtype=dtype, shape=(len(ids), dim)
+            )
             for shard in shards:
                 with np.load(shard) as f:
                     codes = f[f"tap_{tap}"]
-                    if codes.size == 0:
-                        continue
-                    if out is None:
-                        dim = codes.shape[1]
-                        out = np.lib.format.open_memmap(
-                            tmp / "codes.npy", mode="w+", dtype=dtype, shape=(len(ids), dim)
-                        )
-                    out[position[f["index"]]] = codes
-            if out is None:
-                raise RuntimeError(f"{images.name}: no image could be read, nothing to write")
+                    if codes.size:
+                        out[position[f["index"]]] = codes
             out.flush()
             del out
-            finish_code_set(tmp, ids, dim, dtype, {**meta, "tap": tap, "failed": failed_names})
-        read_codes(store.path(model, image_set, tap))
+            write_ids(tmp, ids)
+        read_codes(artifact.path)
+
+
+def _tap_dim(shards: Sequence[Path], tap: str, image_set: str) -> int:
+    for shard in shards:
+        with np.load(shard) as f:
+            codes = f[f"tap_{tap}"]
+            if codes.size:
+                return int(codes.shape[1])
+    raise RuntimeError(f"{image_set}: no image could be read, nothing to write")

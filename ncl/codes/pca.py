@@ -1,0 +1,37 @@
+"""PCA bases of code sets, fitted once and kept beside the codes they were fitted on.
+
+Compression (`ncl.eval.compression`) and the projection's PCA pre-step (`ncl.projection`) fit
+their PCA on a code set; a sweep over dimensions, or a second run, reuses the one basis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ncl.cache import Artifact, file_stamp
+from ncl.codes.store import CodeSet
+from ncl.compress.pca import PCABasis
+
+
+def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
+    """The PCA basis of a code set, fitted once and kept beside it (`pca-<k>/basis.npz`), an
+    artifact of the cache made from the codes file and the number of components."""
+    artifact = Artifact(
+        codes.path / f"pca-{max_components}",
+        {
+            "codes": [
+                str(codes.path.resolve()),
+                codes.meta.get("key"),
+                file_stamp(codes.path / "codes.npy"),
+            ],
+            "shape": [len(codes), codes.dim],
+            "max_components": max_components,
+        },
+    )
+
+    def fit(tmp: Path) -> None:
+        PCABasis.fit(np.asarray(codes.codes), max_components).save(tmp / "basis.npz")
+
+    return PCABasis.load(artifact.get(fit, "PCA basis") / "basis.npz")

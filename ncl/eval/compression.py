@@ -1,0 +1,103 @@
+"""Compression as a stage of evaluation: which dimensions to evaluate, which separate image set
+to fit on, and how a fitted compressor is made, cached or loaded (`conf/compression/*.yaml`).
+
+The maths lives in `ncl.compress` (arrays in, arrays out); a stage adds what evaluation needs
+around it. A new compression method is one class here with `compressor(fit, dim, full_dim)` and
+one YAML file whose `_target_` names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ncl.codes.pca import cached_pca_basis
+from ncl.codes.store import CodeSet
+from ncl.compress.base import Compressor, NoCompression
+from ncl.compress.pca import PCA
+from ncl.compress.projection import LearnedProjection, projection_file
+from ncl.data.images import ImageSet
+
+SELF = "self"  # fit_on=self: fit on the benchmark's own database (flagged in the results)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """No compression (`compression=none`): every row is the codes as extracted, L2-normalised.
+
+    `dim`: one result row per value (None: the uncompressed reference row); `fit_on`: the
+    separate image set to fit on, or "self" for the benchmark itself.
+    """
+
+    dim: Sequence[int | None] | int | None = (None,)
+    fit_on: ImageSet | str | None = None
+    method = "none"
+
+    def __post_init__(self) -> None:
+        dims = self.dim if isinstance(self.dim, Sequence) else [self.dim]
+        for d in dims:
+            if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
+                raise ValueError(
+                    f"compression.dim must be positive integers or null, got {list(dims)}"
+                )
+        if isinstance(self.fit_on, str) and self.fit_on != SELF:
+            raise ValueError(
+                f"compression.fit_on must be an image set or '{SELF}', got {self.fit_on!r}"
+            )
+        object.__setattr__(self, "dim", tuple(dims))
+
+    @property
+    def dims(self) -> tuple[int | None, ...]:
+        return self.dim  # type: ignore[return-value]
+
+    @property
+    def fits(self) -> bool:
+        """Whether any row needs a fitted compressor."""
+        return self.method != "none" and any(d is not None for d in self.dims)
+
+    @property
+    def fit_on_benchmark(self) -> bool:
+        return self.fit_on == SELF
+
+    def record(self) -> Any:
+        """What the compressor was fitted on, for the results: fitting on the benchmark is flagged."""
+        if not self.fits or self.fit_on is None:
+            return None
+        if self.fit_on_benchmark:
+            return "self (the benchmark itself)"
+        assert isinstance(self.fit_on, ImageSet)
+        return {"name": self.fit_on.name, "images": len(self.fit_on)}
+
+    def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
+        return NoCompression(full_dim)
+
+
+@dataclass(frozen=True)
+class PCACompression(Compression):
+    """PCA fitted on a separate image set, L2 before and after (paper section 5); the basis is
+    fitted once with `max_components` and cached beside the fit codes, truncated per dim."""
+
+    whiten: bool = False
+    max_components: int = 1024
+    method = "pca"
+
+    def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
+        if dim is None:
+            return NoCompression(full_dim)
+        assert fit is not None
+        return PCA(cached_pca_basis(fit, self.max_components), dim, whiten=self.whiten)
+
+
+@dataclass(frozen=True)
+class ProjectionCompression(Compression):
+    """The discriminative projection learned on matching pairs (paper section 5), found beside
+    the codes of the image set it was learned on (`train.py experiment=projection_demo`)."""
+
+    method = "projection"
+
+    def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
+        if dim is None:
+            return NoCompression(full_dim)
+        assert fit is not None
+        return LearnedProjection.load(projection_file(fit.path, dim))

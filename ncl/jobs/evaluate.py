@@ -1,0 +1,61 @@
+"""`evaluate.py` behind its Hydra entry point: config in, results JSON, logs and a table out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ncl.atomic import write_json_atomically
+from ncl.data.benchmarks.base import Benchmark
+from ncl.eval.compression import Compression
+from ncl.eval.run import ResultRow, evaluate, rows_as_dicts
+from ncl.jobs.config import build
+from ncl.jobs.parts import code_source
+from ncl.report.table import headline_metric, print_rows
+from ncl.search.flat import FlatSearch
+
+log = logging.getLogger(__name__)
+
+
+def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
+    for logger in build(cfg.get("logger") or {}).values():
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        for step, row in enumerate(rows):
+            logger.log_metrics(
+                {f"{row.tap}/{row.method}{row.dim}/{k}": v for k, v in row.metrics.items()},
+                step=step,
+            )
+        logger.finalize("success")
+
+
+def run_evaluation(cfg: DictConfig) -> float:
+    started = time.perf_counter()
+    # the reader first: it generates the demo, whose training split is the fit set
+    benchmark: Benchmark = build(cfg.benchmark.reader)
+    search: FlatSearch = build(cfg.search)
+    compression: Compression = build(cfg.compression)
+    source = code_source(cfg)
+    rows = evaluate(benchmark, source, compression, search, crop_queries=cfg.crop_queries)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(
+        output_dir / "results.json",
+        {
+            "benchmark": benchmark.name,
+            "model": source.name,
+            "queries": len(benchmark.queries),
+            "database": len(benchmark.database),
+            "fit_on": compression.record(),
+            "rows": rows_as_dicts(rows),
+            "seconds": time.perf_counter() - started,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        },
+        indent=1,
+    )
+    log_rows(cfg, rows)
+    print_rows(f"{benchmark.name} · {source.name}", rows)
+    log.info("results: %s", output_dir / "results.json")
+    return headline_metric(rows[0].metrics)[1]

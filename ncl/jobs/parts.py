@@ -1,0 +1,33 @@
+"""Parts that evaluate.py and extract.py both build from their config: the code source."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ncl.codes.combine import CombinedTaps, base_taps
+from ncl.codes.extraction import ExtractionSettings
+from ncl.codes.neural import NeuralCodes
+from ncl.codes.source import CodeSource
+from ncl.codes.store import CodeStore
+from ncl.jobs.config import as_list, build
+from ncl.models import BackboneSpec
+
+
+def code_source(cfg: DictConfig, *, build_backbone: bool = False) -> CodeSource:
+    """The code source a job's config asks for: the local-feature encoder `encoder` when one is
+    selected, else the taps (plain or combined) of the network `model`. `build_backbone` builds
+    the network now (extract.py always extracts something: a missing weights file fails first)."""
+    store = CodeStore(cfg.paths.codes_dir)
+    if cfg.get("encoder"):
+        return build(cfg.encoder)(store=store)
+    backbone: BackboneSpec = build(cfg.model)
+    taps = [str(t) for t in as_list(cfg.taps)]
+    source = NeuralCodes(
+        backbone=backbone,
+        taps=base_taps(taps),
+        store=store,
+        settings=ExtractionSettings(**cfg.extraction),
+    )
+    if build_backbone and backbone.pretrained:
+        source.build()
+    return source if source.taps == taps else CombinedTaps(source, taps, store)
