@@ -13,8 +13,8 @@ from ncl.codes.extract import ExtractionSettings
 from ncl.codes.source import NeuralCodes
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks.ukb import read_ukb
-from ncl.data.demo import demo_benchmark
 from ncl.data.images import folder_image_set
+from ncl.demo import demo_benchmark
 from ncl.eval.run import CompressionSpec, evaluate
 
 SETTINGS = ExtractionSettings(batch_size=32, num_workers=1, progress=False)
