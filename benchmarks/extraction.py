@@ -26,8 +26,8 @@ from torchvision.datasets.folder import pil_loader
 
 from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
-from ncl.data.demo import build_demo
 from ncl.data.images import ImageSet
+from ncl.demo import build_demo
 from ncl.models import create_backbone
 
 BATCH = 32

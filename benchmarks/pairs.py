@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from ncl.data.demo import build_demo
+from ncl.demo import build_demo
 from ncl.pairs import KeypointSettings, MiningSettings, mine_pairs
 
 if TYPE_CHECKING:

@@ -17,13 +17,13 @@ import pytest
 from ncl.data.datamodule import LabelledDataModule
 from ncl.data.labelled import (
     ClassFolderLayout,
-    DemoLayout,
     ImageNetLayout,
     LandmarksLayout,
     RGBDLayout,
     class_folders,
     hold_out,
 )
+from ncl.demo.layout import DemoLayout
 
 SIZE = 64
 

@@ -1,5 +1,7 @@
 """The embedded demo benchmark: counts, disjointness, the exact Oxford ground-truth format,
-determinism, idempotent and atomic (re)builds, and that it works without opencv-doc.
+determinism, idempotent and atomic (re)builds through the artifact cache (a changed input
+remakes it, an unchanged one reuses it, concurrent builders build it once), and that it works
+without opencv-doc.
 
 The ground truth is parsed here, not with `ncl.data.benchmarks.oxford`, so these tests pin the
 on-disk format itself.
@@ -9,14 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from ncl.data import demo
+from ncl import demo
+from ncl.demo import build as demo_build
+from ncl.demo.__main__ import main
+from ncl.demo.sources import package_file
+from ncl.io.decode import read_rgb
 
 # A build small enough to make several per test run (about 50 views).
 SMALL = {
@@ -61,6 +72,11 @@ def _parse_gt(root: Path) -> dict[str, dict]:
 
 def _manifest(root: Path) -> dict:
     return json.loads((root / "demo.json").read_text())
+
+
+def _siblings(root: Path) -> list[str]:
+    """What lies beside the demo, less the cache's lock file: no staging or old folder is left."""
+    return sorted(p.name for p in root.parent.iterdir() if not p.name.endswith(".lock"))
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -171,7 +187,7 @@ def test_rebuild_is_skipped_when_nothing_changed(tmp_path: Path) -> None:
     again = demo.build_demo(root, seed=0, sources=_package_only(), **SMALL)
     assert again == first
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == stamps
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert _siblings(root) == ["demo"]
 
 
 def test_failed_rebuild_keeps_the_old_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,28 +198,73 @@ def test_failed_rebuild_keeps_the_old_demo(tmp_path: Path, monkeypatch: pytest.M
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as mp:
-        mp.setattr(demo, "_write_gt", crash)
+        mp.setattr(demo_build, "_write_gt", crash)
         with pytest.raises(RuntimeError, match="disk full"):
             demo.build_demo(root, seed=1, sources=_package_only(), **SMALL)
     assert _manifest(root)["seed"] == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert _siblings(root) == ["demo"]
 
     rebuilt = demo.build_demo(root, seed=1, sources=_package_only(), **SMALL)
     assert rebuilt.seed == 1 and _manifest(root)["seed"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert _siblings(root) == ["demo"]
 
 
-def test_changed_version_or_parameters_rebuild(tmp_path: Path) -> None:
+def test_each_changed_input_remakes_the_demo_and_the_log_says_which(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = tmp_path / "astronaut.png"
+    shutil.copy(package_file("skimage", "data/astronaut.png"), photo)
+    copied = demo.Source("astronaut", partial(read_rgb, photo), file=photo)
+    sources = tuple(copied if s.name == "astronaut" else s for s in _package_only())
     root = tmp_path / "demo"
-    demo.build_demo(root, seed=0, sources=_package_only(), **SMALL)
-    meta = _manifest(root)
-    (root / "demo.json").write_text(json.dumps({**meta, "version": 0}))
+
+    def build(**changes: Any) -> str:
+        """Build with `changes`: "reused", "made", or which inputs the cache says changed."""
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ncl"):
+            demo.build_demo(root, sources=sources, **{"seed": 0, **SMALL, **changes})
+        if "demo: built" not in caplog.text:
+            return "reused"
+        why = re.search(r"remaking the demo benchmark \((.*)\)", caplog.text)
+        return why[1] if why else "made"
+
+    assert build() == "made"
+    assert build() == "reused"
+    assert build(seed=1) == "changed: seed"
+    assert build(seed=1, difficulty=0.9) == "changed: params"
     assert (
-        demo.build_demo(root, seed=0, sources=_package_only(), **SMALL).version
-        == demo.GENERATOR_VERSION
+        demo.DemoInfo.read(root).params.difficulty == 0.9 == _manifest(root)["params"]["difficulty"]
     )
-    harder = demo.build_demo(root, seed=0, difficulty=0.9, sources=_package_only(), **SMALL)
-    assert harder.params.difficulty == 0.9 == _manifest(root)["params"]["difficulty"]
+    stat = photo.stat()
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the photo is replaced
+    assert build(seed=1, difficulty=0.9) == "changed: sources"
+    monkeypatch.setattr(demo_build, "GENERATOR_VERSION", demo.GENERATOR_VERSION + 1)
+    assert build(seed=1, difficulty=0.9) == "changed: version"
+    assert demo.DemoInfo.read(root).version == demo.GENERATOR_VERSION + 1
+    assert build(seed=1, difficulty=0.9) == "reused"
+    assert _siblings(root) == ["astronaut.png", "demo"]
+
+
+def test_concurrent_builders_build_the_demo_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Path] = []
+    generate = demo_build._generate
+
+    def counted(out: Path, **kwargs: Any) -> None:
+        built.append(out)
+        generate(out, **kwargs)
+
+    monkeypatch.setattr(demo_build, "_generate", counted)
+    root = tmp_path / "demo"
+
+    def build(_: int) -> demo.DemoInfo:
+        return demo.build_demo(root, seed=0, sources=_package_only(), **SMALL)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(build, range(2))
+    assert len(built) == 1 and first == second
+    assert _siblings(root) == ["demo"]
 
 
 def test_a_folder_that_is_not_a_demo_is_never_replaced(tmp_path: Path) -> None:
@@ -237,11 +298,11 @@ def test_missing_sources_are_skipped_and_recorded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def gray_camera() -> np.ndarray:  # a loader may return gray floats; it becomes RGB uint8
-        return cv2.imread(str(demo._package_file("skimage", "data/camera.png")), 0) / 255.0
+        return cv2.imread(str(package_file("skimage", "data/camera.png")), 0) / 255.0
 
-    gone = demo.Source("gone", lambda: demo.read_rgb(tmp_path / "absent.jpg"))
+    gone = demo.Source("gone", lambda: read_rgb(tmp_path / "absent.jpg"))
     sources = (*_package_only(), gone, demo.Source("gray_camera", gray_camera))
-    with caplog.at_level(logging.INFO, logger="ncl.data.demo"):
+    with caplog.at_level(logging.INFO, logger="ncl.demo"):
         info = demo.build_demo(tmp_path / "demo", sources=sources, **SMALL)
     assert "source gone skipped" in caplog.text
     meta = _manifest(info.root)
@@ -282,7 +343,7 @@ def test_relevance_follows_the_visible_fraction() -> None:
 
 
 def test_cli_prints_the_counts(full: demo.DemoInfo, capsys: pytest.CaptureFixture[str]) -> None:
-    demo.main([str(full.root), "--no-opencv"])
+    main([str(full.root), "--no-opencv"])
     out = capsys.readouterr().out
     assert f"queries            {full.counts['queries']}" in out
     assert f"database_images    {full.counts['database_images']}" in out

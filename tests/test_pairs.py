@@ -16,9 +16,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from skimage import data as skdata
 
-from ncl.data import demo
 from ncl.data.images import folder_image_set
+<<<<<<< HEAD
 from ncl.jobs.mine_pairs import run_mining
+=======
+from ncl.demo import render_view
+>>>>>>> demo-split
 from ncl.pairs import KeypointSettings, MatchSettings, MiningSettings, Pair, mine_pairs, read_pairs
 from ncl.pairs import classes as classes_module
 from ncl.pairs import mine as mine_module
@@ -40,7 +43,7 @@ def _view(photo: np.ndarray, seed: int, *, query: bool) -> bytes:
     """A generated view as the demo renders them, on a plain (untextured) background, so two
     views of different photos share no content."""
     rng = np.random.default_rng(seed)
-    return demo.render_view(photo, (), difficulty=0.3, view_size=384, query=query, rng=rng).jpeg
+    return render_view(photo, (), difficulty=0.3, view_size=384, query=query, rng=rng).jpeg
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from ncl.codes.extraction import ExtractionSettings
 from ncl.codes.neural import NeuralCodes
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks.ukb import read_ukb
-from ncl.data.demo import demo_benchmark
 from ncl.data.images import folder_image_set
+from ncl.demo import demo_benchmark
 from ncl.eval.compression import Compression, PCACompression
 from ncl.eval.run import evaluate
 from ncl.models import BackboneSpec

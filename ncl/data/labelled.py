@@ -16,9 +16,9 @@ that a Hydra config names one with `_target_` and its root hangs off `paths.data
   crops are ignored, a seeded sample of `per_class` images per instance (the paper: 200 of each
   of the 300 instances), and a validation sample from the frames not taken for training.
 - `ClassFolderLayout`: any `<class>/<image>` folder, with a val folder or a held-out fraction.
-- `DemoLayout`: the training split of the embedded demo benchmark (`ncl.data.demo`), built first
-  where it is missing, with the benchmark's seed so that it shares no content with the
-  benchmark's test instances.
+
+The embedded demo's training split has its layout beside its generator, in `ncl.demo.layout`
+(it builds the demo first, and `ncl.data` does not import the generator).
 
 Problems are reported by path: a missing root fails at once, a training class without images is
 an error (it could never be learned), anything that is merely incomplete is a warning.
@@ -322,26 +322,3 @@ class RGBDLayout:
         train_samples = _samples(train, classes)
         assert train_samples is not None  # every class has at least one image
         return Splits(train_samples, _samples(val, classes))
-
-
-@dataclass(frozen=True)
-class DemoLayout:
-    """The embedded demo benchmark's training split, `root/train/<instance>/<view>.jpg`.
-
-    The demo is built (or reused) with `seed`, the seed of `benchmark=demo`: the split must come
-    from the same build as the benchmark it is evaluated on, whose test instances share no content
-    with it. A `root/train` folder without the demo's manifest is taken as it is.
-    """
-
-    root: str
-    seed: int = 0
-    val_fraction: float = 0.15
-
-    def load(self) -> Splits:
-        from ncl.data.demo import MANIFEST, build_demo  # the generator's imports: only here
-
-        root = Path(self.root)
-        supplied = (root / "train").is_dir() and not (root / MANIFEST).is_file()
-        if not supplied:
-            build_demo(root, seed=self.seed)
-        return hold_out(class_folders(root / "train"), self.val_fraction, self.seed)

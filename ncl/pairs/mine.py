@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 
 from ncl.atomic import write_text_atomically
-from ncl.io.progress import progress_bar
 from ncl.io import pool
+from ncl.io.progress import progress_bar
 from ncl.pairs.classes import ClassGraph, ClassTask, class_file, class_of, read_class_file
 from ncl.pairs.graph import adjacency, candidates, degree_stats, select_greedy
 from ncl.pairs.keypoints import KeypointSettings, Stamp, file_stamp
