@@ -17,11 +17,8 @@ from hydra import compose, initialize_config_dir
 from skimage import data as skdata
 
 from ncl.data.images import folder_image_set
-<<<<<<< HEAD
-from ncl.jobs.mine_pairs import run_mining
-=======
 from ncl.demo import render_view
->>>>>>> demo-split
+from ncl.jobs.mine_pairs import run_mining
 from ncl.pairs import KeypointSettings, MatchSettings, MiningSettings, Pair, mine_pairs, read_pairs
 from ncl.pairs import classes as classes_module
 from ncl.pairs import mine as mine_module
