@@ -21,8 +21,6 @@ from official_fixtures import write_oxford
 from omegaconf import DictConfig
 from skimage import data as skdata
 
-import ncl.codes.extraction
-import ncl.codes.source
 from ncl.baselines import local_features, vocabulary
 from ncl.baselines.local_features import sift
 from ncl.codes.store import CodeStore
@@ -104,8 +102,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a baseline job built a network")
 
-    monkeypatch.setattr(ncl.codes.source, "create_backbone", refuse)
-    monkeypatch.setattr(ncl.codes.extraction, "create_backbone", refuse)
+    monkeypatch.setattr("ncl.models.spec.create_backbone", refuse)
 
 
 def job_cfg(config: str, tmp_path: Path, fit_dir: Path, overrides: list[str]) -> DictConfig:

@@ -72,9 +72,16 @@ def test_turned_database_codes_find_the_sideways_positives_first(sideways, tmp_p
     assert {p.name for p in codes.iterdir()} >= {"holidays", "holidays_rot90", "holidays_rot270"}
 
 
-def test_rotations_of_combined_taps_are_refused_with_a_reason(sideways, tmp_path):
-    with pytest.raises(ValueError, match="plain taps only, not to CombinedTaps"):
-        holidays_rows(tmp_path, sideways, "[90]", taps="[pool,pool|logits]")
+def test_combined_taps_turn_like_plain_ones(sideways, tmp_path):
+    """A turned image set is a set like any other: a combination of turned parts is derived from
+    them, so the sideways positives are found as with the plain tap."""
+    holidays_rows(tmp_path, sideways, "[90,270]", taps="[pool|logits]")
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert rows[0]["tap"] == "pool|logits"
+    assert rows[0]["per_query"]["AP"][:3] == [1.0, 1.0, 1.0], rows[0]["per_query"]
+    store = CodeStore(tmp_path / "data" / "codes")
+    turned = store.read("efficientnet_lite0", "holidays_rot90", "pool|logits")
+    assert turned.dim == 1280 + 1000
 
 
 def test_turning_the_sideways_photos_back_brings_them_nearer_their_queries(tmp_path, sideways):
