@@ -20,17 +20,20 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
 META = "meta.json"
+T = TypeVar("T")
 
 
 def file_stamp(path: str | Path) -> str:
@@ -128,6 +131,31 @@ class Artifact:
             with self.staging(extra) as tmp:
                 extra.update(make(tmp) or {})
             return self.path
+
+    def load(
+        self, make: Callable[[Path], Mapping[str, Any] | None], read: Callable[[Path], T], what: str
+    ) -> T:
+        """`read(directory)` of the artifact, made first unless current; one that is current
+        but fails to load (a damaged file) is moved aside, named in the log, and made again."""
+        path = self.get(make, what)
+        try:
+            return read(path)
+        except DAMAGE as e:
+            self.set_aside(f"{what} failed to load: {type(e).__name__}: {e}")
+        return read(self.get(make, what))
+
+    def set_aside(self, reason: str) -> Path:
+        """Move a damaged artifact out of the way (kept for inspection, never read again)."""
+        with self.lock():
+            aside = self.path.with_name(f".{self.path.name}.damaged-{time.time_ns()}")
+            if self.path.exists():
+                os.replace(self.path, aside)
+            log.warning("%s: %s; moved aside to %s, making it again", self.path, reason, aside)
+            return aside
+
+
+# what loading a damaged file raises: truncated zip/npz, bad JSON or header, missing member
+DAMAGE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 def lock_for(path: Path) -> FileLock:

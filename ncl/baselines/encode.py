@@ -12,7 +12,7 @@ import numpy as np
 from ncl.baselines.encoders import BoVW, Encoder
 from ncl.baselines.local_features import LocalFeatureCache
 from ncl.cache import Artifact
-from ncl.codes.store import CodeSet, code_set_meta, read_codes, write_ids
+from ncl.codes.store import CodeSet, allocate_codes, code_set_meta, read_codes, write_ids
 from ncl.io.progress import progress_bar
 
 
@@ -67,9 +67,7 @@ def encode_image_set(
             return read_codes(out_path)
         recorded = {k: v for k, v in inputs.items() if k != "images"}
         with artifact.staging(code_set_meta(ids, encoder.dim, "float32", recorded)) as tmp:
-            codes = np.lib.format.open_memmap(
-                tmp / "codes.npy", mode="w+", dtype=np.float32, shape=(len(ids), encoder.dim)
-            )
+            codes = allocate_codes(tmp, len(ids), encoder.dim, "float32")
             row = 0
             with progress_bar(f"{encoder.name} → {out_path.name}", len(ids)) as advance:
                 for names, descriptor_sets in iter_batches(cache, batch_size):

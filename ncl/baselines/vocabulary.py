@@ -135,4 +135,4 @@ def build_vocabulary(
             "source": str(cache.root),
         }
 
-    return load_vocabulary(artifact.get(make, "vocabulary"))
+    return artifact.load(make, load_vocabulary, "vocabulary")

@@ -26,7 +26,16 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from ncl.atomic import save_npz_atomically
 from ncl.cache import Artifact, digest, lock_for
-from ncl.codes.store import CodeSet, CodeStore, code_set_meta, read_codes, write_ids
+from ncl.codes.store import (
+    CODE_DTYPES,
+    CodeSet,
+    CodeSetError,
+    CodeStore,
+    allocate_codes,
+    code_set_meta,
+    read_codes,
+    write_ids,
+)
 from ncl.data.images import ImageSet, ImageSetDataModule
 from ncl.data.transforms import extraction_transform
 from ncl.models import Backbone
@@ -47,6 +56,22 @@ class ExtractionSettings:
     dtype: str = "float32"
     shard_size: int = 1024
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in CODE_DTYPES:
+            raise ValueError(
+                f"extraction.dtype must be one of {', '.join(CODE_DTYPES)}, got {self.dtype!r}"
+            )
+        for option in ("batch_size", "shard_size"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"extraction.{option} must be a positive integer, got {value!r}")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int):
+            raise ValueError(f"extraction.num_workers must be an integer, got {self.num_workers!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"extraction.num_workers must be >= 0, got {self.num_workers}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"extraction.progress must be true or false, got {self.progress!r}")
 
 
 class CodeExtractor(pl.LightningModule):
@@ -178,17 +203,24 @@ class Extraction:
             else nullcontext()
         )
         with lock:
-            missing = [t for t in self.taps if not self.artifact(t).is_current()]
-            for tap in missing:
-                if self.artifact(tap).path.exists():
-                    log.info(
-                        "%s: extracting again (%s)",
-                        self.artifact(tap).path,
-                        self.artifact(tap).why_stale(),
-                    )
+            missing = [t for t in self.taps if not self._usable(t)]
             if missing:
                 self._extract(missing)
         return {t: self.store.read(self.model, self.images.name, t) for t in self.taps}
+
+    def _usable(self, tap: str) -> bool:
+        """Whether the tap's stored codes are current and load; damaged ones are set aside."""
+        artifact = self.artifact(tap)
+        if not artifact.is_current():
+            if artifact.path.exists():
+                log.info("%s: extracting again (%s)", artifact.path, artifact.why_stale())
+            return False
+        try:
+            read_codes(artifact.path)
+        except CodeSetError as e:
+            artifact.set_aside(f"damaged code set ({e})")
+            return False
+        return True
 
     def _network(self) -> Backbone:
         if not isinstance(self.backbone, Backbone):
@@ -307,9 +339,7 @@ def merge_shards(
         dim = _tap_dim(shards, tap, images.name)
         tap_meta = {**meta, "tap": tap, "failed": failed_names}
         with artifact.staging(code_set_meta(ids, dim, dtype, tap_meta)) as tmp:
-            out = np.lib.format.open_memmap(
-                tmp / "codes.npy", mode="w+", dtype=dtype, shape=(len(ids), dim)
-            )
+            out = allocate_codes(tmp, len(ids), dim, dtype)
             for shard in shards:
                 with np.load(shard) as f:
                     codes = f[f"tap_{tap}"]

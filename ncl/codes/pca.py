@@ -34,4 +34,4 @@ def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
     def fit(tmp: Path) -> None:
         PCABasis.fit(np.asarray(codes.codes), max_components).save(tmp / "basis.npz")
 
-    return PCABasis.load(artifact.get(fit, "PCA basis") / "basis.npz")
+    return artifact.load(fit, lambda path: PCABasis.load(path / "basis.npz"), "PCA basis")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -103,6 +104,23 @@ def write_codes(
         np.save(tmp / "codes.npy", np.ascontiguousarray(codes))
         write_ids(tmp, ids)
     return read_codes(path)
+
+
+def allocate_codes(tmp: Path, count: int, dim: int, dtype: str) -> np.memmap:
+    """`codes.npy` of a code set being staged, its disk space reserved up front and mapped for
+    writing. Writing a memory map past the end of a full disk kills the process with SIGBUS; a
+    reservation fails first, as an OSError naming the file ([Errno 28] No space left on device)."""
+    path = tmp / "codes.npy"
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (count, dim)})
+        offset = f.tell()
+        size = offset + count * dim * np.dtype(dtype).itemsize
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror}: {path} ({size} bytes)") from e
+    return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=(count, dim))
 
 
 def write_ids(tmp: Path, ids: Sequence[str]) -> None:

@@ -37,18 +37,44 @@ class ResultRow:
     search_device: str
     seconds: dict[str, float] = field(default_factory=dict)
     compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
+    unreadable_queries: list[str] = field(default_factory=list)  # ranked nothing, scored 0
+
+
+@dataclass(frozen=True)
+class QueryCodes:
+    """Query codes per tap for the queries that have codes (`present`, a mask in the benchmark's
+    query order); `unreadable` names the others: they are ranked nothing and score 0, as a
+    query that finds nothing does, so the protocol's mean still runs over every query."""
+
+    codes: dict[str, np.ndarray]
+    present: np.ndarray
+    unreadable: list[str]
 
 
 def query_codes(
     benchmark: Benchmark, db: dict[str, CodeSet], source: CodeSource, crop: bool
-) -> dict[str, np.ndarray]:
-    """Query codes per tap, in the benchmark's query order."""
+) -> QueryCodes:
     if benchmark.queries_in_database:
-        names = [q.image for q in benchmark.queries]
-        return {t: np.asarray(db[t].codes)[db[t].rows(names)] for t in source.taps}
-    queries = source.codes(query_image_set(benchmark, crop))
-    names = [q.name for q in benchmark.queries]
-    return {t: np.asarray(queries[t].codes)[queries[t].rows(names)] for t in source.taps}
+        sets, names = db, [q.image for q in benchmark.queries]
+    else:
+        sets = source.codes(query_image_set(benchmark, crop))
+        names = [q.name for q in benchmark.queries]
+    first = sets[source.taps[0]]
+    known = set(first.ids)
+    present = np.array([n in known for n in names], dtype=bool)
+    kept = [n for n, ok in zip(names, present, strict=True) if ok]
+    unreadable = [q.name for q, ok in zip(benchmark.queries, present, strict=True) if not ok]
+    if unreadable:
+        log.warning(
+            "%d quer%s without codes (unreadable image%s, see %s): scored 0: %s",
+            len(unreadable),
+            "y" if len(unreadable) == 1 else "ies",
+            "" if len(unreadable) == 1 else "s",
+            first.path / "meta.json",
+            unreadable[:10],
+        )
+    codes = {t: np.asarray(sets[t].codes)[sets[t].rows(kept)] for t in source.taps}
+    return QueryCodes(codes, present, unreadable)
 
 
 def evaluate(
@@ -105,11 +131,13 @@ def evaluate(
                 continue
             t1 = time.perf_counter()
             compressor = compression.compressor(fit.get(tap), dim, database.dim)
-            x, q = compressor(np.asarray(codes)), compressor(queries[tap])
+            x, q = compressor(np.asarray(codes)), compressor(queries.codes[tap])
             t2 = time.perf_counter()
             ranking = search.rank(x, owner, q, benchmark.protocol.depth)
+            ranks = np.full((len(queries.present), ranking.depth), -1, dtype=np.int64)
+            ranks[queries.present] = ranking.ranks
             t3 = time.perf_counter()
-            scores = benchmark.protocol.score(ranking.ranks)
+            scores = benchmark.protocol.score(ranks)
             t4 = time.perf_counter()
             rows.append(
                 ResultRow(
@@ -122,6 +150,7 @@ def evaluate(
                     search_device=ranking.device,
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
                     compressor=dict(getattr(compressor, "info", {})),
+                    unreadable_queries=queries.unreadable,
                 )
             )
     if not rows:

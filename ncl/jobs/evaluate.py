@@ -13,7 +13,7 @@ from ncl.data.benchmarks.base import Benchmark
 from ncl.eval.compression import Compression
 from ncl.eval.run import ResultRow, evaluate, rows_as_dicts
 from ncl.jobs.config import build
-from ncl.jobs.parts import code_source
+from ncl.jobs.parts import check_options, code_source
 from ncl.report.table import headline_metric, print_rows
 from ncl.search.flat import FlatSearch
 
@@ -33,6 +33,7 @@ def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
 
 def run_evaluation(cfg: DictConfig) -> float:
     started = time.perf_counter()
+    check_options(cfg)
     # the reader first: it generates the demo, whose training split is the fit set
     benchmark: Benchmark = build(cfg.benchmark.reader)
     search: FlatSearch = build(cfg.search)

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from ncl.data.images import ImageSet, database_image_set, folder_image_set, query_image_set
 from ncl.jobs.config import build
-from ncl.jobs.parts import code_source
+from ncl.jobs.parts import check_options, code_source
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,10 @@ def image_sets(cfg: DictConfig) -> list[ImageSet]:
 
 def run_extraction(cfg: DictConfig) -> None:
     """Codes of every image set of the job: a network's taps, or a baseline with `encoder=...`."""
+    check_options(cfg)
+    sets = image_sets(cfg)  # the reader first: it generates the demo, whose split is the fit set
     source = code_source(cfg, build_backbone=True)
-    for images in image_sets(cfg):
+    for images in sets:
         for tap, codes in source.codes(images).items():
             failed = codes.meta.get("failed", [])
             log.info(

@@ -13,6 +13,19 @@ from ncl.jobs.config import as_list, build
 from ncl.models import BackboneSpec
 
 
+def check_options(cfg: DictConfig) -> None:
+    """Build every part whose options can be checked without data, before any work starts
+    (the benchmark reader may generate the demo, extraction writes codes): a bad value fails
+    here, with the option's name and what it allows, and nothing is written."""
+    ExtractionSettings(**cfg.extraction)
+    if cfg.get("search"):
+        build(cfg.search)
+    if cfg.get("compression"):
+        build(cfg.compression, fit_on=None)  # its image set is read once the benchmark is
+    if not cfg.get("encoder"):
+        build(cfg.model)
+
+
 def code_source(cfg: DictConfig, *, build_backbone: bool = False) -> CodeSource:
     """The code source a job's config asks for: the local-feature encoder `encoder` when one is
     selected, else the taps (plain or combined) of the network `model`. `build_backbone` builds

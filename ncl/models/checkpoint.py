@@ -9,6 +9,8 @@ are ignored.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,10 @@ def read_backbone_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     # Lightning checkpoints pickle hyper-parameters (dicts, OmegaConf containers): not tensors only.
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from e
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, Mapping) else {}
     config = hparams.get("backbone") if isinstance(hparams, Mapping) else None
     if not isinstance(config, Mapping) or "name" not in config:

@@ -11,6 +11,7 @@ where no image is present; `read_revisited` adds the file paths without opening 
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,15 @@ from ncl.data.benchmarks._files import merge_distractors, require_dir, require_f
 from ncl.data.benchmarks.base import BBox, Benchmark, BenchmarkFormatError, Query
 from ncl.protocols.official import RevisitedProtocol
 
+MAX_GND_BYTES = 64 << 20
 
-class _PlainUnpickler(pickle.Unpickler):
+
+class _PlainUnpickler(pickle._Unpickler):
     """Loads only built-in containers and numbers, which is all revisitop's files hold: a
-    ground-truth file from the internet then cannot run code when it is opened."""
+    ground-truth file from the internet then cannot run code when it is opened. It is the
+    pure-Python unpickler, over bytes already in memory: its memo is a dict and its reads are
+    bounded by the data, so a damaged length or memo index fails instead of allocating
+    gigabytes (the C unpickler sizes its memo table by the largest index it is given)."""
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(
@@ -81,11 +87,19 @@ def read_revisited_gnd(
 ) -> RevisitedGroundTruth:
     """Parse and check a `gnd_r{oxford5k,paris6k}.pkl`; no image is needed."""
     path = require_file(Path(path), "revisited ground truth (gnd_*.pkl)")
+    size = path.stat().st_size
+    if size > MAX_GND_BYTES:
+        raise BenchmarkFormatError(
+            f"{path}: {size} bytes, not a revisitop ground-truth pickle (those are a few MB)"
+        )
     try:
-        with path.open("rb") as f:
-            data = _PlainUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-        raise BenchmarkFormatError(f"{path}: not a revisitop ground-truth pickle: {e}") from e
+        data = _PlainUnpickler(io.BytesIO(path.read_bytes())).load()
+    except MemoryError as e:
+        raise BenchmarkFormatError(f"{path}: not a revisitop ground-truth pickle (damaged)") from e
+    except Exception as e:  # any error of parsing untrusted bytes is a bad file, named
+        raise BenchmarkFormatError(
+            f"{path}: not a revisitop ground-truth pickle ({type(e).__name__}: {e})"
+        ) from e
     if not isinstance(data, dict):
         raise BenchmarkFormatError(f"{path}: expected a dict with imlist, qimlist, gnd")
     imlist, qimlist = _names(path, data, "imlist"), _names(path, data, "qimlist")
