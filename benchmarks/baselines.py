@@ -28,8 +28,8 @@ from sklearn.cluster import MiniBatchKMeans
 
 from ncl.baselines.encode import encode_image_set, fit_bovw_idf
 from ncl.baselines.encoders import BoVW, build_encoder
-from ncl.baselines.local_features import LocalFeatureCache, descriptor_file
 from ncl.baselines.vocabulary import kmeans, quantization_error, sample_descriptors
+from ncl.features.descriptors import LocalFeatureCache, descriptor_file
 
 
 def sift_like(n: int, rng: np.random.Generator, modes: np.ndarray) -> np.ndarray:

@@ -52,6 +52,11 @@ def digest(value: Any, length: int = 16) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:length]
 
 
+def changed_inputs(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The names of the inputs that differ between `before` (as recorded) and `now`, sorted."""
+    return sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+
+
 class ArtifactError(RuntimeError):
     """An artifact on disk cannot be used; the message names its directory."""
 
@@ -96,8 +101,7 @@ class Artifact:
         meta = self.meta
         if meta is None:
             return "not made yet"
-        before = meta.get("inputs") or {}
-        changed = sorted(k for k in {*before, *self.inputs} if before.get(k) != self.inputs.get(k))
+        changed = changed_inputs(meta.get("inputs") or {}, self.inputs)
         return f"changed: {', '.join(changed)}" if changed else "made by another version"
 
     def lock(self) -> FileLock:

@@ -21,11 +21,12 @@ from official_fixtures import write_oxford
 from omegaconf import DictConfig
 from skimage import data as skdata
 
-from ncl.baselines import local_features, vocabulary
-from ncl.baselines.local_features import sift
+from ncl.baselines import vocabulary
 from ncl.codes.store import CodeStore
 from ncl.data.benchmarks import read_oxford
 from ncl.data.images import query_image_set
+from ncl.features import descriptors as local_features
+from ncl.features.sift import rootsift, sift
 from ncl.io.decode import read_gray
 from ncl.io.geometry import crop_box
 from ncl.jobs.evaluate import run_evaluation
@@ -196,7 +197,7 @@ def test_extract_writes_database_query_and_fit_sets_from_cropped_queries(
     cropped = sift(crop_box(read_gray(query.path), QUERY_BOX), max_keypoints=150, max_side=None)
     whole = sift(read_gray(query.path), max_keypoints=150, max_side=None)
     assert len(cropped) != len(whole)
-    np.testing.assert_array_equal(cache.descriptors(query.name), local_features.rootsift(cropped))
+    np.testing.assert_array_equal(cache.descriptors(query.name), rootsift(cropped))
     assert not np.allclose(queries.codes[0], db.codes[db.rows([query.image])[0]])
 
 
@@ -207,17 +208,19 @@ def test_interrupted_descriptor_cache_resumes_and_a_rerun_recomputes_nothing(
     real = local_features._extract_one
     done: list[str] = []
 
-    def power_cut_after_5(task: tuple) -> tuple[str, str | None]:
+    def power_cut_after_5(task: tuple, report: object) -> tuple[str, str | None]:
         if len(done) == 5:
             raise RuntimeError("power cut")
         done.append(task[0])
-        return real(task)
+        return real(task, report)
 
     monkeypatch.setattr(local_features, "_extract_one", power_cut_after_5)
     with pytest.raises(RuntimeError, match="power cut"):
         run_extraction(cfg)
 
-    monkeypatch.setattr(local_features, "_extract_one", lambda t: done.append(t[0]) or real(t))
+    monkeypatch.setattr(
+        local_features, "_extract_one", lambda t, r: done.append(t[0]) or real(t, r)
+    )
     run_extraction(cfg)
     ukb_names = [f"ukbench{i:05d}" for i in range(12)]
     assert done[:5] == ukb_names[:5]

@@ -17,20 +17,18 @@ from skimage import data as skdata
 from sklearn.linear_model import Lasso
 
 from ncl.baselines import encode as encode_module
-from ncl.baselines import local_features, vocabulary
+from ncl.baselines import vocabulary
 from ncl.baselines.encode import encode_image_set, fit_bovw_idf
 from ncl.baselines.encoders import BoVW, SparseCoder, build_encoder
-from ncl.baselines.local_features import (
-    LocalFeatureCache,
-    extract_local_features,
-    rootsift,
-    sift,
-)
-from ncl.baselines.normalize import intra_normalize, l2_normalize, power_law
+from ncl.baselines.normalize import intra_normalize, power_law
 from ncl.baselines.sparse_coding import lasso_fista, lasso_objective
 from ncl.baselines.vocabulary import build_vocabulary
 from ncl.codes.store import read_codes
+from ncl.compress.base import l2_normalize
 from ncl.data.transforms import crop_box, rotate90
+from ncl.features import descriptors as local_features
+from ncl.features.descriptors import LocalFeatureCache, extract_local_features
+from ncl.features.sift import rootsift, sift
 from ncl.io.decode import read_gray
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -262,14 +260,33 @@ def test_cache_resumes_without_recomputing(
 
     calls: list[str] = []
     real = local_features._extract_one
-    monkeypatch.setattr(local_features, "_extract_one", lambda t: calls.append(t[0]) or real(t))
+    monkeypatch.setattr(
+        local_features, "_extract_one", lambda t, r: calls.append(t[0]) or real(t, r)
+    )
     again = extract_local_features(photos, list(PHOTOS), tmp_path, **kwargs)
     assert calls == ["coffee"]
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     assert again.names == PHOTOS
+    assert json.loads((tmp_path / "meta.json").read_text())["inputs"]["max_keypoints"] == 100
 
-    with pytest.raises(ValueError, match="another cache directory"):
-        extract_local_features(photos, list(PHOTOS), tmp_path, **{**kwargs, "max_keypoints": 7})
+    calls.clear()
+    assert extract_local_features(photos, list(PHOTOS), tmp_path, **kwargs).names == PHOTOS
+    assert calls == [] and [f.stat().st_mtime_ns for f in files] == mtimes
+
+
+def test_cache_with_other_settings_is_remade(
+    photos: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cache directory is an artifact of its settings: asked for with others, it is emptied
+    and every image extracted again (the log says which setting changed)."""
+    kwargs = {"rootsift": False, "max_side": None, "workers": 1}
+    first = extract_local_features(photos, list(PHOTOS), tmp_path, max_keypoints=100, **kwargs)
+    assert first.count("chelsea") == 100
+    with caplog.at_level(logging.INFO):
+        few = extract_local_features(photos, list(PHOTOS), tmp_path, max_keypoints=7, **kwargs)
+    assert "changed: max_keypoints" in caplog.text
+    assert few.names == PHOTOS and [few.count(n) for n in PHOTOS] == [7, 7, 7]
+    assert json.loads((tmp_path / "meta.json").read_text())["inputs"]["max_keypoints"] == 7
 
 
 def test_corrupt_image_is_reported_and_recorded_not_zero_filled(

@@ -18,12 +18,13 @@ from skimage import data as skdata
 
 from ncl.data.images import folder_image_set
 from ncl.demo import render_view
+from ncl.features import keypoints as keypoints_module
+from ncl.features.keypoints import KeypointCache, Keypoints
 from ncl.jobs.mine_pairs import run_mining
 from ncl.pairs import KeypointSettings, MatchSettings, MiningSettings, Pair, mine_pairs, read_pairs
 from ncl.pairs import classes as classes_module
 from ncl.pairs import mine as mine_module
 from ncl.pairs.graph import adjacency, candidates, select_greedy, two_hop_evidence
-from ncl.pairs.keypoints import KeypointCache, Keypoints
 from ncl.pairs.matching import PairVerifier
 from ncl.pairs.pairs_file import write_pairs
 
@@ -207,7 +208,10 @@ def test_greedy_on_random_graphs_is_a_maximal_matching(seed: int) -> None:
 
 
 def test_resume_skips_finished_classes_and_recomputes_on_changed_settings(
-    photo_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    photo_set: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     images = folder_image_set("photos", photo_set)
     real = classes_module.mine_class
@@ -241,8 +245,10 @@ def test_resume_skips_finished_classes_and_recomputes_on_changed_settings(
     monkeypatch.undo()
 
     changed = MiningSettings(FAST.keypoints, MatchSettings(ratio=0.7), FAST.min_inliers)
-    redone = mine_pairs(images, tmp_path, settings=changed, workers=1)
+    with caplog.at_level(logging.INFO):
+        redone = mine_pairs(images, tmp_path, settings=changed, workers=1)
     assert (redone.classes_reused, redone.classes_mined, redone.pairs_verified) == (0, 2, 9)
+    assert "2 classes mined with other matching, mining them again" in caplog.text
 
 
 def test_a_touched_image_makes_its_class_mined_again(photo_set: Path, tmp_path: Path) -> None:
@@ -255,6 +261,45 @@ def test_a_touched_image_makes_its_class_mined_again(photo_set: Path, tmp_path: 
     _save(root / "cat" / "rocket.jpg", skdata.rocket())  # the image set was regenerated
     again = mine_pairs(folder_image_set("s", root), tmp_path / "out", settings=FAST, workers=1)
     assert (again.classes_reused, again.classes_mined) == (1, 1)
+
+
+def test_keypoint_cache_reextracts_a_changed_image_only(
+    photo_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per image, the cache is checked by the image file's `file_stamp`; the folder is an
+    artifact of the settings, remade when made under others (e.g. another format)."""
+    for name in ("left", "right"):
+        (tmp_path / f"{name}.jpg").write_bytes((photo_set / "astro" / f"{name}.jpg").read_bytes())
+    extracted: list[int] = []
+    real = keypoints_module.sift_keypoints
+
+    def counting(gray, **kwargs):
+        extracted.append(gray.shape[1])
+        return real(gray, **kwargs)
+
+    monkeypatch.setattr(keypoints_module, "sift_keypoints", counting)
+    cache = KeypointCache(tmp_path / "kp", FAST.keypoints)
+    first = {n: cache.get(n, tmp_path / f"{n}.jpg") for n in ("left", "right")}
+    assert len(extracted) == 2
+    again = KeypointCache(tmp_path / "kp", FAST.keypoints)
+    for n in ("left", "right"):  # unchanged: loaded, not extracted
+        np.testing.assert_array_equal(again.get(n, tmp_path / f"{n}.jpg").xy, first[n].xy)
+    assert len(extracted) == 2
+
+    _save(tmp_path / "left.jpg", skdata.astronaut()[:, :100])  # a regenerated image
+    assert len(again.get("left", tmp_path / "left.jpg")) != len(first["left"])
+    again.get("right", tmp_path / "right.jpg")
+    assert extracted[2:] == [100]
+
+    meta = json.loads((cache.folder / "meta.json").read_text())
+    meta["key"], meta["inputs"]["format"] = "older", 1
+    (cache.folder / "meta.json").write_text(json.dumps(meta))
+    remade = KeypointCache(tmp_path / "kp", FAST.keypoints)
+    assert not remade.file("right").exists()
+    remade.get("right", tmp_path / "right.jpg")
+    assert len(extracted) == 4
+    other = KeypointCache(tmp_path / "kp", KeypointSettings(max_keypoints=50, max_side=512))
+    assert other.folder != remade.folder and len(other.get("right", tmp_path / "right.jpg")) <= 50
 
 
 # --- unreadable images and the pairs file --------------------------------------------------------

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ncl.baselines.encoders import BoVW, Encoder
-from ncl.baselines.local_features import LocalFeatureCache
 from ncl.cache import Artifact
 from ncl.codes.store import CodeSet, allocate_codes, code_set_meta, read_codes, write_ids
+from ncl.features.descriptors import LocalFeatureCache
 from ncl.io.progress import progress_bar
 
 

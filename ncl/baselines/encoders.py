@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from sklearn.preprocessing import normalize
 
-from ncl.baselines.normalize import intra_normalize, l2_normalize, power_law
+from ncl.baselines.normalize import intra_normalize, power_law
 from ncl.baselines.sparse_coding import lasso_fista
+from ncl.compress.base import l2_normalize
 
 
 class Encoder(Protocol):

@@ -30,10 +30,10 @@ import numpy as np
 from ncl.atomic import save_npy_atomically
 from ncl.baselines.encode import encode_image_set, fit_bovw_idf
 from ncl.baselines.encoders import BoVW, VocabularyEncoder, build_encoder
-from ncl.baselines.local_features import LocalFeatureCache, extract_local_features
 from ncl.baselines.vocabulary import Vocabulary, build_vocabulary
 from ncl.codes.store import CodeSet, CodeStore
 from ncl.data.images import ImageSet
+from ncl.features.descriptors import LocalFeatureCache, extract_local_features
 
 log = logging.getLogger(__name__)
 

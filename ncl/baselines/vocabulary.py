@@ -18,8 +18,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ncl.baselines.local_features import LocalFeatureCache
 from ncl.cache import Artifact, digest
+from ncl.features.descriptors import LocalFeatureCache
 from ncl.io.progress import progress_bar
 
 

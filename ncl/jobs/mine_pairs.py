@@ -9,8 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ncl.data.images import ImageSet, folder_image_set
+from ncl.features.keypoints import KeypointSettings
 from ncl.jobs.config import build
-from ncl.pairs.keypoints import KeypointSettings
 from ncl.pairs.matching import MatchSettings
 from ncl.pairs.mine import MiningResult, MiningSettings, mine_pairs
 

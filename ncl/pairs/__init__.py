@@ -2,7 +2,7 @@
 photos of one landmark linked through a third photo in the SIFT + RANSAC matching graph, each
 photo used at most once. `python mine_pairs.py` runs it; `read_pairs` reads its output."""
 
-from ncl.pairs.keypoints import KeypointSettings
+from ncl.features.keypoints import KeypointSettings
 from ncl.pairs.matching import MatchSettings
 from ncl.pairs.mine import MiningResult, MiningSettings, mine_pairs
 from ncl.pairs.pairs_file import Pair, read_pairs, write_pairs

@@ -6,11 +6,12 @@ extracts their keypoints, so no two processes write one file. The result is writ
   <out>/classes/<q>.json   (<q> the URL-quoted class name)
 
 with the inlier count of every verified pair that has at least one inlier (indices into the
-class's readable photos), the unreadable photos and why, and the *key* it was made under: the
-keypoint and matching settings and every photo's name, file size and mtime. A later run reuses
-the file only under the same key; a class mined with other settings, or whose images changed, is
-mined again (recomputed, never refused). `min_inliers` is not in the key: the graph is built from
-the stored counts, so the threshold can change without matching anything again.
+class's readable photos), the unreadable photos and why, and, as `ncl.cache` records an
+artifact's, the *inputs* it was made from (the keypoint and matching settings and every photo's
+name and `file_stamp`) with their `digest`, the *key*. A later run reuses the file only under the
+same key; a class mined with other settings, or whose images changed, is mined again (recomputed,
+never refused; the log says which inputs changed). `min_inliers` is not an input: the graph is
+built from the stored counts, so the threshold can change without matching anything again.
 """
 
 from __future__ import annotations
@@ -24,20 +25,14 @@ from typing import Any
 from urllib.parse import quote
 
 from ncl.atomic import write_text_atomically
+from ncl.cache import changed_inputs, digest
+from ncl.features.keypoints import KeypointCache, KeypointSettings, UnreadableImage
 from ncl.pairs.graph import Weighted
-from ncl.pairs.keypoints import KeypointCache, KeypointSettings, Stamp, UnreadableImage
 from ncl.pairs.matching import MatchSettings, PairVerifier
 
-CLASS_FORMAT = 1
+CLASS_FORMAT = 2  # 1: the inputs themselves as the key, stamps as (size, mtime)
 # Pairs verified between two progress reports.
 REPORT_EVERY = 32
-
-
-def class_of(name: str) -> str | None:
-    """The class of an image named `<class>/<...>/<image>`: its first folder (None when the
-    image lies directly in the image set's root)."""
-    head, sep, _ = name.partition("/")
-    return head if sep else None
 
 
 def class_file(out_dir: Path, label: str) -> Path:
@@ -46,12 +41,13 @@ def class_file(out_dir: Path, label: str) -> Path:
 
 @dataclass(frozen=True)
 class ClassTask:
-    """One class to mine: its images (sorted by name) with the stamps of their files."""
+    """One class to mine: its images (sorted by name) with the `file_stamp`s of their files
+    ("missing" for a file that is not there)."""
 
     label: str
     names: tuple[str, ...]
     files: tuple[str, ...]
-    stamps: tuple[Stamp | None, ...]
+    stamps: tuple[str, ...]
     file: str
     cache_dir: str
     keypoints: KeypointSettings
@@ -61,16 +57,13 @@ class ClassTask:
     def pair_count(self) -> int:
         return len(self.names) * (len(self.names) - 1) // 2
 
-    def key(self) -> dict[str, Any]:
-        """What a finished class file must record to be reused."""
+    def inputs(self) -> dict[str, Any]:
+        """What the class file is made from (JSON-normal, as the file gives it back)."""
         return {
             "format": CLASS_FORMAT,
             "keypoints": asdict(self.keypoints),
             "matching": asdict(self.matching),
-            "images": [
-                [n, *(s if s else (None, None))]
-                for n, s in zip(self.names, self.stamps, strict=True)
-            ],
+            "images": [[n, s] for n, s in zip(self.names, self.stamps, strict=True)],
         }
 
 
@@ -88,15 +81,16 @@ class ClassGraph:
     seconds: float
 
 
-def read_class_file(path: Path, key: dict[str, Any]) -> tuple[ClassGraph | None, str]:
-    """The finished class at `path` if it was made under `key`; else None and why not."""
+def read_class_file(path: Path, inputs: dict[str, Any]) -> tuple[ClassGraph | None, str]:
+    """The finished class at `path` if it was made from `inputs`; else None and why not."""
     if not path.is_file():
         return None, "not mined yet"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("key") != key:
-            changed = [k for k in key if data.get("key", {}).get(k) != key[k]]
-            return None, f"mined with other {' and '.join(changed)}, mining them again"
+        if data.get("key") != digest(inputs):
+            changed = changed_inputs(data.get("inputs") or {}, inputs)
+            what = " and ".join(changed) if changed else "another version"
+            return None, f"mined with other {what}, mining them again"
         return ClassGraph(
             label=data["label"],
             images=tuple(data["images"]),
@@ -109,8 +103,8 @@ def read_class_file(path: Path, key: dict[str, Any]) -> tuple[ClassGraph | None,
         return None, f"with an unreadable class file ({type(e).__name__}), mining them again"
 
 
-def write_class_file(path: Path, key: dict[str, Any], graph: ClassGraph) -> None:
-    data = {"key": key, **asdict(graph)}
+def write_class_file(path: Path, inputs: dict[str, Any], graph: ClassGraph) -> None:
+    data = {"key": digest(inputs), "inputs": inputs, **asdict(graph)}
     data["inliers"] = [list(t) for t in graph.inliers]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(data, separators=(",", ":")) + "\n")
@@ -125,10 +119,8 @@ def mine_class(task: ClassTask, report: Callable[[int], None]) -> ClassGraph:
     cache = KeypointCache(Path(task.cache_dir), task.keypoints)
     verifier = PairVerifier(task.matching)
     names, prepared, unreadable = [], [], {}
-    for name, file, stamp in zip(task.names, task.files, task.stamps, strict=True):
+    for name, file in zip(task.names, task.files, strict=True):
         try:
-            if stamp is None:
-                raise UnreadableImage(f"{file}: missing")
             prepared.append(verifier.prepare(cache.get(name, Path(file))))
             names.append(name)
         except UnreadableImage as e:
@@ -155,5 +147,5 @@ def mine_class(task: ClassTask, report: Callable[[int], None]) -> ClassGraph:
         pairs_verified=done,
         seconds=round(time.perf_counter() - start, 3),
     )
-    write_class_file(Path(task.file), task.key(), graph)
+    write_class_file(Path(task.file), task.inputs(), graph)
     return graph

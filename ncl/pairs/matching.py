@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ncl.baselines.local_features import rootsift
-from ncl.pairs.keypoints import Keypoints
+from ncl.features.keypoints import Keypoints
+from ncl.features.sift import rootsift
 
 # A homography needs four correspondences.
 MIN_CORRESPONDENCES = 4

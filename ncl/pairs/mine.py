@@ -4,7 +4,7 @@ parallel over classes (`ncl.io.pool`), resumable per class (`ncl.pairs.classes`)
 Every pair of photos within a class is verified: n(n-1)/2 pairs for n photos, which is why this
 step is slow and why everything it computes is kept on disk. In the output folder:
 
-  keypoints/...        per-image SIFT keypoints (`ncl.pairs.keypoints`)
+  keypoints/...        per-image SIFT keypoints (`ncl.features.keypoints`)
   classes/<q>.json     per class, every verified pair's inlier count (`ncl.pairs.classes`)
   pairs.tsv            the selected pairs (`ncl.pairs.pairs_file`)
   summary.json         pairs, graph edges and degrees per class, candidates, settings
@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any
 import cv2
 
 from ncl.atomic import write_text_atomically
+from ncl.cache import file_stamp
+from ncl.features.keypoints import KeypointSettings
 from ncl.io import pool
+from ncl.io.names import class_of
 from ncl.io.progress import progress_bar
-from ncl.pairs.classes import ClassGraph, ClassTask, class_file, class_of, read_class_file
+from ncl.pairs import classes
+from ncl.pairs.classes import ClassGraph, ClassTask, class_file, read_class_file
 from ncl.pairs.graph import adjacency, candidates, degree_stats, select_greedy
-from ncl.pairs.keypoints import KeypointSettings, Stamp, file_stamp
 from ncl.pairs.matching import MatchSettings
 from ncl.pairs.pairs_file import Pair, write_pairs
 
@@ -107,18 +110,12 @@ def _tasks(
     tasks = []
     for label in sorted(by_class):
         members = sorted(by_class[label])
-        stamps: list[Stamp | None] = []
-        for _, file in members:
-            try:
-                stamps.append(file_stamp(file))
-            except OSError:
-                stamps.append(None)
         tasks.append(
             ClassTask(
                 label=label,
                 names=tuple(n for n, _ in members),
                 files=tuple(str(f) for _, f in members),
-                stamps=tuple(stamps),
+                stamps=tuple(file_stamp(f) for _, f in members),
                 file=str(class_file(out_dir, label)),
                 cache_dir=str(cache_dir),
                 keypoints=settings.keypoints,
@@ -162,7 +159,7 @@ def mine_pairs(
     todo = []
     stale: dict[str, list[str]] = {}
     for task in tasks:
-        graph, why = read_class_file(Path(task.file), task.key())
+        graph, why = read_class_file(Path(task.file), task.inputs())
         if graph is not None:
             graphs[task.label] = graph
         else:
@@ -185,7 +182,9 @@ def mine_pairs(
     verified = 0
     if todo:
         with progress_bar(f"pairs → {images.name}", sum(t.pair_count for t in todo)) as advance:
-            for graph in pool.run_classes(todo, workers, advance):
+            for task, graph in pool.run_tasks(classes.mine_class, todo, workers, advance):
+                # the pairs of unreadable photos were never verified: count them done
+                advance(task.pair_count - graph.pairs_verified)
                 graphs[graph.label] = graph
                 verified += graph.pairs_verified
 

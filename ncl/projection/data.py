@@ -30,6 +30,7 @@ from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeSet, read_codes
 from ncl.compress.pca import PCA, PCABasis
 from ncl.compress.projection import LearnedProjection, projection_file, projection_inputs
+from ncl.io.names import class_of
 from ncl.pairs import read_pairs
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,10 @@ PairBatch = tuple[Tensor, Tensor, Tensor]  # x_i, x_j, y in {+1, -1}
 
 
 def image_classes(ids: list[str]) -> np.ndarray:
-    """An integer class per image: the first directory of its name."""
-    names = [i.split("/", 1)[0] if "/" in i else "" for i in ids]
-    if any(not n for n in names):
-        bad = next(i for i, n in zip(ids, names, strict=True) if not n)
+    """An integer class per image: the first directory of its name (`ncl.io.names.class_of`)."""
+    names = [class_of(i) for i in ids]
+    if None in names:
+        bad = next(i for i, n in zip(ids, names, strict=True) if n is None)
         raise ValueError(f"image {bad!r} is in no class folder: pairs need <class>/<image> names")
     _, labels = np.unique(names, return_inverse=True)
     return labels

@@ -1,23 +1,25 @@
 """SIFT keypoints (locations and descriptors) per image, cached on disk for pair mining.
 
-The baselines' descriptor cache (`ncl.baselines.local_features`) keeps descriptors only; a
+The descriptor cache of the baselines (`ncl.features.descriptors`) keeps descriptors only; a
 geometric check needs where each keypoint is, so this cache keeps both, from the same SIFT
 function (`sift_keypoints`). Layout:
 
-  <cache root>/k<max_keypoints>-s<max_side>/<q>.npz   <q> the URL-quoted image name
+  <cache root>/k<max_keypoints>-s<max_side>/            an artifact of `ncl.cache` (meta.json)
+  <cache root>/k<max_keypoints>-s<max_side>/<q>.npz     <q> the URL-quoted image name
 
-Each file holds `xy` (n x 2 float32), `descriptors` (n x 128 uint8) and `stamp` (the image file's
-size and mtime in ns when it was read). The folder name carries the extraction settings, so
-other settings never read these keypoints; a stamp that no longer matches the image file (a
-regenerated image set) makes the image be extracted again. Files are written atomically, so two
-runs or an interrupted one never leave a partial file. An unreadable image is not cached: it is
-reported by name each time and tried again on the next run.
+The folder is an artifact made from the extraction settings: its name keeps the keypoints of
+other settings apart, its meta.json makes a folder of another format be remade. It is filled image
+by image: each file holds `xy` (n x 2 float32), `descriptors` (n x 128 uint8) and `stamp`, the
+`ncl.cache.file_stamp` of the image file when it was read; a stamp that no longer matches the
+image file (a regenerated image set) makes that image be extracted again. Files are written
+atomically, so two runs or an interrupted one never leave a partial file. An unreadable image is
+not cached: it raises `UnreadableImage` each time and is tried again on the next run.
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,12 +27,13 @@ import cv2
 import numpy as np
 
 from ncl.atomic import save_npz_atomically
-from ncl.baselines.local_features import sift_keypoints
-from ncl.io.decode import read_gray
+from ncl.cache import Artifact, file_stamp
+from ncl.features.sift import sift_keypoints
+from ncl.io.decode import UnreadableImage, read_gray
 
+__all__ = ["KeypointCache", "KeypointSettings", "Keypoints", "UnreadableImage"]
 
-class UnreadableImage(Exception):
-    """An image file that cannot be read or decoded; the message says why."""
+FORMAT_VERSION = 2  # 1: no meta.json, stamps as (size, mtime) integers
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,6 @@ class Keypoints:
         return len(self.xy)
 
 
-Stamp = tuple[int, int]
-
-
-def file_stamp(path: Path) -> Stamp:
-    """(size, mtime in ns): stands in for the content of an image file, as the code store's
-    fingerprints do, without reading it."""
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
 class KeypointCache:
     """Load an image's keypoints from the cache, extracting and storing them when missing or
     stale. Used inside the mining workers: each class's images are extracted by the worker
@@ -78,17 +71,19 @@ class KeypointCache:
 
     def __init__(self, root: Path, settings: KeypointSettings) -> None:
         self.settings = settings
-        self.folder = Path(root) / settings.folder()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.artifact = Artifact(
+            Path(root) / settings.folder(), {"format": FORMAT_VERSION, **asdict(settings)}
+        )
+        self.folder = self.artifact.get(lambda tmp: None, "the keypoint cache")
 
     def file(self, name: str) -> Path:
         return self.folder / f"{quote(name, safe='')}.npz"
 
-    def load(self, name: str, stamp: Stamp) -> Keypoints | None:
+    def load(self, name: str, stamp: str) -> Keypoints | None:
         """The cached keypoints of `name`, or None when absent or made from another file."""
         try:
             with np.load(self.file(name), allow_pickle=False) as z:
-                if tuple(int(v) for v in z["stamp"]) != stamp:
+                if str(z["stamp"]) != stamp:
                     return None
                 return Keypoints(z["xy"], z["descriptors"])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
@@ -98,19 +93,21 @@ class KeypointCache:
         """Cached or freshly extracted keypoints of the image `name` at `path`. An image that
         cannot be read or decoded raises `UnreadableImage` and nothing is stored for it; a
         failure to write the cache is not the image's fault and raises as it is."""
+        stamp = file_stamp(path)
+        if stamp == "missing":
+            raise UnreadableImage(f"{path}: missing")
+        cached = self.load(name, stamp)
+        if cached is not None:
+            return cached
         try:
-            stamp = file_stamp(path)
-            cached = self.load(name, stamp)
-            if cached is not None:
-                return cached
             xy, descriptors = sift_keypoints(
                 read_gray(path),
                 max_keypoints=self.settings.max_keypoints,
                 max_side=self.settings.max_side,
             )
         except (OSError, ValueError, cv2.error) as e:
-            raise UnreadableImage(f"{type(e).__name__}: {e}") from e
-
-        stamps = np.array(stamp, dtype=np.int64)
-        save_npz_atomically(self.file(name), xy=xy, descriptors=descriptors, stamp=stamps)
+            if isinstance(e, UnreadableImage):
+                raise
+            raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from e
+        save_npz_atomically(self.file(name), xy=xy, descriptors=descriptors, stamp=np.str_(stamp))
         return Keypoints(xy, descriptors)
