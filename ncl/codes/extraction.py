@@ -117,6 +117,10 @@ class ShardWriter(BasePredictionWriter):
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         self.flush(trainer.global_rank)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Keep what was coded before an interruption or a crash: a rerun resumes after it."""
+        self.flush(trainer.global_rank)
+
     def flush(self, rank: int) -> None:
         if not self.buffer:
             return
@@ -272,9 +276,22 @@ class Extraction:
                 enable_model_summary=False,
                 callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
             )
-            trainer.predict(
-                CodeExtractor(backbone, taps), datamodule=data, return_predictions=False
-            )
+            try:
+                trainer.predict(
+                    CodeExtractor(backbone, taps), datamodule=data, return_predictions=False
+                )
+            except SystemExit:  # Lightning's answer to Ctrl-C: a graceful stop, then exit(1)
+                if not trainer.interrupted:
+                    raise
+                log.error(
+                    "interrupted: %d of %d images of %s done; run the same command again to "
+                    "resume from %s",
+                    len(_done_indices(partial_dir)),
+                    len(images),
+                    images.name,
+                    partial_dir,
+                )
+                raise SystemExit(130) from None
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             left = len(images) - len(_done_indices(partial_dir))

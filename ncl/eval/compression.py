@@ -82,6 +82,14 @@ class PCACompression(Compression):
     max_components: int = 1024
     method = "pca"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.whiten, bool):
+            raise ValueError(f"compression.whiten must be true or false, got {self.whiten!r}")
+        m = self.max_components
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"compression.max_components must be a positive integer, got {m!r}")
+
     def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
         if dim is None:
             return NoCompression(full_dim)

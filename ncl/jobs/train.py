@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ncl.data.datamodule import LabelledDataModule
 from ncl.jobs.config import build
@@ -75,6 +76,9 @@ def run_training(cfg: DictConfig) -> float | None:
         cfg.module, **module_arguments(cfg, datamodule), _convert_="all"
     )
     callbacks = instantiate_all(cfg.get("callbacks"))
+    if cfg.trainer.get("fast_dev_run"):
+        # a smoke test writes nothing: Lightning still saves a ModelCheckpoint's last.ckpt
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
     loggers = instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
