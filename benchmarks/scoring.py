@@ -1,7 +1,8 @@
 """Scoring speed of the official protocols: python -m benchmarks.scoring
 
 500 Holidays-size queries (1,491-deep lists) and 70 revisited queries at full 100k depth, against
-a literal per-element port of compute_ap.cpp on the same lists (the plain baseline).
+a literal per-element port of compute_ap.cpp on the same lists (the plain baseline): the one port,
+`tests/helpers/compute_ap.py`, that the AP tests check against (run from the repository root).
 """
 
 from __future__ import annotations
@@ -11,19 +12,7 @@ import time
 import numpy as np
 
 from ncl.protocols.official import APProtocol, RevisitedProtocol
-
-
-def compute_ap_cpp(ranked: np.ndarray, pos: set[int], junk: set[int]) -> float:
-    old_recall, old_precision, ap, intersect, j = 0.0, 1.0, 0.0, 0, 0
-    for item in ranked.tolist():
-        if item in junk:
-            continue
-        if item in pos:
-            intersect += 1
-        recall, precision = intersect / len(pos), intersect / (j + 1)
-        ap += (recall - old_recall) * (old_precision + precision) / 2
-        old_recall, old_precision, j = recall, precision, j + 1
-    return ap
+from tests.helpers.compute_ap import compute_ap_cpp
 
 
 def timed(fn) -> tuple[float, object]:
@@ -41,7 +30,7 @@ def main() -> None:
     base_s, base = timed(
         lambda: np.mean(
             [
-                compute_ap_cpp(r, set(p.tolist()), set(j.tolist()))
+                compute_ap_cpp(set(p.tolist()), set(j.tolist()), r.tolist())
                 for r, p, j in zip(ranks, positives, junk, strict=True)
             ]
         )
@@ -61,7 +50,7 @@ def main() -> None:
     base_s, base = timed(
         lambda: np.mean(
             [
-                compute_ap_cpp(r, set(p.tolist()), set(j.tolist()))
+                compute_ap_cpp(set(p.tolist()), set(j.tolist()), r.tolist())
                 for r, p, j in zip(ranks, medium, rjunk, strict=True)
             ]
         )

@@ -1,8 +1,56 @@
-"""Shared test set-up: entry points find the repo root, wandb never goes online."""
+"""Shared test set-up: entry points find the repo root, wandb never goes online, and the jobs'
+configs come from fixtures, as in ashleve/lightning-hydra-template.
+
+`cfg_evaluate`, `cfg_extract`, `cfg_train` and `cfg_mine_pairs` each return a factory
+`make(overrides) -> DictConfig` composing `conf/<job>.yaml` (see `helpers.configs`) with
+`paths.data_dir=<tmp_path>/data` and `paths.output_dir=<tmp_path>/out` (overrides may set
+either), HydraConfig set as in a run. Evaluate and extract also extract in process without
+progress bars (`extraction.num_workers=0`, `extraction.progress=false`).
+"""
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+from helpers.configs import QUIET_EXTRACTION, clear_hydra_config, compose_job
+from helpers.paths import ROOT
+from omegaconf import DictConfig
+
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 os.environ.setdefault("WANDB_MODE", "offline")
+
+ConfigFactory = Callable[[list[str]], DictConfig]
+
+
+def _factory(job: str, tmp_path: Path, defaults: list[str]) -> Iterator[ConfigFactory]:
+    def make(overrides: list[str]) -> DictConfig:
+        return compose_job(
+            job,
+            [*defaults, *overrides],
+            data_dir=tmp_path / "data",
+            output_dir=tmp_path / "out",
+        )
+
+    yield make
+    clear_hydra_config()
+
+
+@pytest.fixture
+def cfg_evaluate(tmp_path: Path) -> Iterator[ConfigFactory]:
+    yield from _factory("evaluate", tmp_path, QUIET_EXTRACTION)
+
+
+@pytest.fixture
+def cfg_extract(tmp_path: Path) -> Iterator[ConfigFactory]:
+    yield from _factory("extract", tmp_path, QUIET_EXTRACTION)
+
+
+@pytest.fixture
+def cfg_train(tmp_path: Path) -> Iterator[ConfigFactory]:
+    yield from _factory("train", tmp_path, [])
+
+
+@pytest.fixture
+def cfg_mine_pairs(tmp_path: Path) -> Iterator[ConfigFactory]:
+    yield from _factory("mine_pairs", tmp_path, [])

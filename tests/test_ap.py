@@ -1,5 +1,5 @@
 """The trapezoid AP and revisitop's mP@k: hand-computed values and a cross-check against a
-line-by-line port of Oxford's compute_ap.cpp."""
+line-by-line port of Oxford's compute_ap.cpp (`helpers.compute_ap`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers.compute_ap import compute_ap_cpp
 
 from ncl.protocols.ap import (
     ap_from_ranks,
@@ -15,34 +16,6 @@ from ncl.protocols.ap import (
     precision_at_k,
     precision_from_ranks,
 )
-
-
-def compute_ap_cpp(pos: set, amb: set, ranked_list: list) -> float:
-    """Literal port of compute_ap.cpp's `compute_ap` (Oxford buildings), in double precision."""
-    old_recall = 0.0
-    old_precision = 1.0
-    ap = 0.0
-
-    intersect_size = 0
-    i = 0
-    j = 0
-    while i < len(ranked_list):
-        if ranked_list[i] in amb:
-            i += 1
-            continue
-        if ranked_list[i] in pos:
-            intersect_size += 1
-
-        recall = intersect_size / float(len(pos))
-        precision = intersect_size / (j + 1.0)
-
-        ap += (recall - old_recall) * ((old_precision + precision) / 2.0)
-
-        old_recall = recall
-        old_precision = precision
-        j += 1
-        i += 1
-    return ap
 
 
 def test_one_positive_ranked_second_scores_a_quarter():

@@ -16,9 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from official_fixtures import write_oxford
-from omegaconf import DictConfig
+from helpers.fixtures_official import write_oxford
+from helpers.paths import ROOT
 from skimage import data as skdata
 
 from ncl.baselines import vocabulary
@@ -33,7 +32,6 @@ from ncl.jobs.evaluate import run_evaluation
 from ncl.jobs.extract import run_extraction
 from ncl.jobs.parts import code_source
 
-ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ("astronaut", "coffee", "rocket")  # the benchmark's objects
 OTHERS = ("chelsea", "hubble_deep_field", "immunohistochemistry", "camera", "coins", "clock")
 QUERY_BOX = (8.0, 6.0, 120.0, 90.0)
@@ -106,18 +104,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ncl.models.spec.create_backbone", refuse)
 
 
-def job_cfg(config: str, tmp_path: Path, fit_dir: Path, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            config,
-            overrides=[
-                f"paths.data_dir={tmp_path / 'data'}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                "benchmark.fit_on.name=fit",
-                f"benchmark.fit_on.root={fit_dir}",
-                *overrides,
-            ],
-        )
+def fit_on(fit_dir: Path) -> list[str]:
+    """The separate set vocabularies and PCA are fitted on."""
+    return ["benchmark.fit_on.name=fit", f"benchmark.fit_on.root={fit_dir}"]
 
 
 def ukb_overrides(root: Path, encoder: str) -> list[str]:
@@ -148,13 +137,14 @@ def test_evaluate_scores_a_baseline_like_neural_codes(
     ukb: Path,
     fit_dir: Path,
     tmp_path: Path,
+    cfg_evaluate,
     no_network: None,
 ) -> None:
     # PCA to 64 of 32-d codes is no compression: that row must be left out, not faked (the 12
     # fit images allow at most 11 PCA dims, so VLAD asks for 4 only)
     dims = "[null,4,64]" if dim < 64 else "[null,4]"
     overrides = [*ukb_overrides(ukb, encoder), "compression=pca", f"compression.dim={dims}"]
-    headline = run_evaluation(job_cfg("evaluate", tmp_path, fit_dir, overrides))
+    headline = run_evaluation(cfg_evaluate([*fit_on(fit_dir), *overrides]))
 
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["model"].startswith(f"{encoder}-k32-rootsift-")
@@ -175,10 +165,10 @@ def test_evaluate_scores_a_baseline_like_neural_codes(
 
 
 def test_extract_writes_database_query_and_fit_sets_from_cropped_queries(
-    oxford, fit_dir: Path, tmp_path: Path, no_network: None
+    oxford, fit_dir: Path, tmp_path: Path, cfg_extract, no_network: None
 ) -> None:
     overrides = ["benchmark=oxford5k", f"benchmark.reader.root={oxford.root}", "encoder=vlad"]
-    cfg = job_cfg("extract", tmp_path, fit_dir, [*overrides, *ENCODER])
+    cfg = cfg_extract([*fit_on(fit_dir), *overrides, *ENCODER])
     run_extraction(cfg)
 
     source = code_source(cfg)
@@ -202,9 +192,9 @@ def test_extract_writes_database_query_and_fit_sets_from_cropped_queries(
 
 
 def test_interrupted_descriptor_cache_resumes_and_a_rerun_recomputes_nothing(
-    ukb: Path, fit_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+    ukb: Path, fit_dir: Path, cfg_extract, monkeypatch: pytest.MonkeyPatch, no_network: None
 ) -> None:
-    cfg = job_cfg("extract", tmp_path, fit_dir, ukb_overrides(ukb, "bovw"))
+    cfg = cfg_extract([*fit_on(fit_dir), *ukb_overrides(ukb, "bovw")])
     real = local_features._extract_one
     done: list[str] = []
 
@@ -239,7 +229,12 @@ def test_interrupted_descriptor_cache_resumes_and_a_rerun_recomputes_nothing(
 
 
 def test_unreadable_image_is_reported_left_out_and_never_retrieved(
-    oxford, fit_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, no_network: None
+    oxford,
+    fit_dir: Path,
+    tmp_path: Path,
+    cfg_evaluate,
+    caplog: pytest.LogCaptureFixture,
+    no_network: None,
 ) -> None:
     broken = "oxford_000002"
     oxford.files[broken].write_bytes(b"not a JPEG at all" * 20)
@@ -252,7 +247,7 @@ def test_unreadable_image_is_reported_left_out_and_never_retrieved(
         "logger=none",
     ]
     with caplog.at_level(logging.WARNING):
-        run_evaluation(job_cfg("evaluate", tmp_path, fit_dir, overrides))
+        run_evaluation(cfg_evaluate([*fit_on(fit_dir), *overrides]))
     assert f"cannot extract SIFT from image '{broken}'" in caplog.text
     assert "1 database image(s) have no codes" in caplog.text
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -277,8 +272,7 @@ def test_a_sweep_over_encoders_is_one_command_with_one_report(
         "encoder=bovw,vlad",
         *(f"++{o}" for o in ENCODER),
         f"paths.data_dir={tmp_path / 'data'}",
-        "benchmark.fit_on.name=fit",
-        f"benchmark.fit_on.root={fit_dir}",
+        *fit_on(fit_dir),
         "compression.dim=[null,4]",
         "logger=none",
         f"hydra.sweep.dir={sweep}",

@@ -6,14 +6,14 @@ import pickle
 
 import numpy as np
 import pytest
-from official_fixtures import (
-    shared,
+from helpers.fixtures_official import (
     write_holidays,
     write_oxford,
     write_paris,
     write_revisited,
     write_ukb,
 )
+from helpers.paths import shared
 
 from ncl.data.benchmarks import BENCHMARKS, Benchmark, BenchmarkFormatError, load_benchmark
 from ncl.data.benchmarks.holidays import read_holidays

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from official_fixtures import write_oxford
-from test_evaluate import evaluate_cfg
+from helpers.fixtures_official import write_oxford
 
 from ncl.codes.combine import CombinedTaps, base_taps, combine, tap_parts
 from ncl.codes.store import CodeStore, write_codes
@@ -84,10 +83,9 @@ def test_combined_sets_are_stored_once_and_remade_when_a_part_changes(tmp_path):
     assert not np.allclose(remade.codes, first.codes)
 
 
-def test_evaluate_scores_a_concatenation_like_a_tap(tmp_path):
+def test_evaluate_scores_a_concatenation_like_a_tap(cfg_evaluate, tmp_path):
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
-    cfg = evaluate_cfg(
-        tmp_path,
+    cfg = cfg_evaluate(
         [
             "benchmark=oxford5k",
             f"benchmark.reader.root={oxford.root}",

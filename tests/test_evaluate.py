@@ -3,32 +3,15 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from official_fixtures import write_oxford, write_ranks, write_ukb
+from helpers.fixtures_official import write_oxford, write_ranks, write_ukb
+from helpers.paths import ROOT
 
 from ncl.codes.store import CodeStore
 from ncl.eval.score import main as score_main
 from ncl.jobs.evaluate import run_evaluation
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def evaluate_cfg(tmp_path: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "evaluate",
-            overrides=[
-                f"paths.data_dir={tmp_path / 'data'}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                "extraction.num_workers=0",
-                "extraction.progress=false",
-                *overrides,
-            ],
-        )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +20,8 @@ def oxford(tmp_path_factory):
     return write_oxford(root, images_per_landmark=6, n_other=4)
 
 
-def test_oxford_run_matches_score_cli_on_the_same_codes(oxford, tmp_path, capsys):
-    cfg = evaluate_cfg(
-        tmp_path,
+def test_oxford_run_matches_score_cli_on_the_same_codes(oxford, cfg_evaluate, tmp_path, capsys):
+    cfg = cfg_evaluate(
         [
             "benchmark=oxford5k",
             f"benchmark.reader.root={oxford.root}",
@@ -79,11 +61,10 @@ def test_oxford_run_matches_score_cli_on_the_same_codes(oxford, tmp_path, capsys
 
 
 @pytest.mark.parametrize("logger", ["csv", "wandb"])
-def test_ukb_uses_database_codes_for_queries_and_logs_metrics(tmp_path, logger):
+def test_ukb_uses_database_codes_for_queries_and_logs_metrics(cfg_evaluate, tmp_path, logger):
     root = tmp_path / "ukb"
     write_ukb(root, n_objects=3)
-    cfg = evaluate_cfg(
-        tmp_path,
+    cfg = cfg_evaluate(
         [
             "benchmark=ukb",
             f"benchmark.reader.root={root}",
@@ -104,9 +85,9 @@ def test_ukb_uses_database_codes_for_queries_and_logs_metrics(tmp_path, logger):
         assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
-def test_pca_without_a_fit_set_is_a_clear_error(oxford, tmp_path):
-    cfg = evaluate_cfg(
-        tmp_path, ["benchmark=oxford5k", f"benchmark.reader.root={oxford.root}", "taps=[pool]"]
+def test_pca_without_a_fit_set_is_a_clear_error(oxford, cfg_evaluate):
+    cfg = cfg_evaluate(
+        ["benchmark=oxford5k", f"benchmark.reader.root={oxford.root}", "taps=[pool]"]
     )
     with pytest.raises(FileNotFoundError, match="paris6k/jpg: image folder not found"):
         run_evaluation(cfg)

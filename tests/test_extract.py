@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from official_fixtures import write_jpeg
+from helpers.images import write_jpeg
+from helpers.paths import ROOT
 
 from ncl.codes.extraction import CodeExtractor, Extraction, ExtractionSettings, merge_shards
 from ncl.codes.store import CodeStore
@@ -154,12 +155,10 @@ def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
     one set in image order, rank 1 waits for it (padding itself is covered by the merge test)."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
     cmd = [
         sys.executable,
-        str(root / "extract.py"),
+        str(ROOT / "extract.py"),
         f"images.root={images.files[0].parent}",
         "images.name=toy",
         "model=mobilenet_v2",

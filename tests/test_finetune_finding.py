@@ -7,39 +7,34 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from test_evaluate import evaluate_cfg
 
 from ncl.jobs.evaluate import run_evaluation
 from ncl.jobs.train import run_training
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def demo_map(tmp_path: Path, model_overrides: list[str]) -> dict[str, float]:
+def demo_map(cfg_evaluate, model_overrides: list[str]) -> dict[str, float]:
     """mAP of the demo benchmark per compression (full, PCA 16, PCA 128) for one network."""
-    run_evaluation(
-        evaluate_cfg(tmp_path, [*model_overrides, "taps=[pool]", "compression.dim=[null,16,128]"])
-    )
-    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    cfg = cfg_evaluate([*model_overrides, "taps=[pool]", "compression.dim=[null,16,128]"])
+    run_evaluation(cfg)
+    rows = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["rows"]
     return {f"{r['method']}{r['dim']}": r["metrics"]["mAP"] for r in rows}
 
 
 @pytest.mark.slow
-def test_fine_tuning_on_the_demo_training_split_raises_the_demo_map(tmp_path):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=demo_finetune",
-                f"paths.data_dir={tmp_path / 'data'}",
-                f"paths.output_dir={tmp_path / 'run'}",
-                "callbacks.rich_progress_bar=null",
-            ],
-        )
+def test_fine_tuning_on_the_demo_training_split_raises_the_demo_map(
+    tmp_path, cfg_train, cfg_evaluate
+):
+    # the demo (generated on first use) in <tmp_path>/data, shared by training and evaluation
+    cfg = cfg_train(
+        [
+            "experiment=demo_finetune",
+            f"paths.output_dir={tmp_path / 'run'}",
+            "callbacks.rich_progress_bar=null",
+        ]
+    )
     run_training(cfg)
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    before = demo_map(tmp_path, ["model=efficientnet_lite0"])
-    after = demo_map(tmp_path, [f"model.name={checkpoint}"])
+    before = demo_map(cfg_evaluate, ["model=efficientnet_lite0"])
+    after = demo_map(cfg_evaluate, [f"model.name={checkpoint}"])
     assert after["none1280"] > before["none1280"] + 0.03, (before, after)
     assert after["pca16"] > before["pca16"] and after["pca128"] > before["pca128"], (before, after)

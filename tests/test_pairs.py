@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers.paths import ROOT
 from skimage import data as skdata
 
 from ncl.data.images import folder_image_set
@@ -28,7 +28,6 @@ from ncl.pairs.graph import adjacency, candidates, select_greedy, two_hop_eviden
 from ncl.pairs.matching import PairVerifier
 from ncl.pairs.pairs_file import write_pairs
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = MiningSettings(keypoints=KeypointSettings(max_keypoints=500, max_side=512))
 
 
@@ -370,18 +369,18 @@ def test_command_with_two_workers_matches_the_in_process_run(
     assert summary["image_set"] == photo_set.name and summary["run"]["workers"] == 2
 
 
-def test_default_mines_the_demo_training_split_building_it_first(tmp_path: Path) -> None:
+def test_default_mines_the_demo_training_split_building_it_first(
+    tmp_path: Path, cfg_mine_pairs
+) -> None:
     small = {"n_test": 4, "test_views": 2, "n_distractors": 4, "train_views": 3}
     small |= {"min_train": 3, "max_train": 3}
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "mine_pairs",
-            overrides=[
-                f"paths.data_dir={tmp_path / 'data'}",
-                "workers=1",
-                *(f"+benchmark.reader.{k}={v}" for k, v in small.items()),
-            ],
-        )
+    cfg = cfg_mine_pairs(
+        [
+            f"paths.data_dir={tmp_path / 'data'}",
+            "workers=1",
+            *(f"+benchmark.reader.{k}={v}" for k, v in small.items()),
+        ]
+    )
     result = run_mining(cfg)
     train = tmp_path / "data" / "demo" / "train"
     assert result.out_dir == tmp_path / "data" / "pairs" / "demo_train"

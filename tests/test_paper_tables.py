@@ -3,29 +3,26 @@ and every cell they produce has a paper figure to sit beside."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers.paths import ROOT
+from hydra.core.hydra_config import HydraConfig
 
 from ncl.jobs.config import as_list
 from ncl.report.paper import paper_figure
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def sweep(experiment: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-    return cfg, dict(cfg.hydra.sweeper.params)
+def sweep(cfg_evaluate, experiment: str):
+    """The experiment's config and the sweeper's params (in its `hydra` node)."""
+    cfg = cfg_evaluate([f"experiment={experiment}"])
+    return cfg, dict(HydraConfig.get().sweeper.params)
 
 
 @pytest.mark.parametrize(
     ("experiment", "methods"),
     [("paper_table1", ["none"]), ("paper_table2", ["pca"]), ("paper_table4", None)],
 )
-def test_paper_sweep_cells_all_have_paper_figures(experiment, methods):
-    cfg, params = sweep(experiment)
+def test_paper_sweep_cells_all_have_paper_figures(experiment, methods, cfg_evaluate):
+    cfg, params = sweep(cfg_evaluate, experiment)
     assert cfg.model.paper_codes == "imagenet"
     group = "compression" if "compression" in params else "benchmark"
     for option in params[group].split(","):

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from test_evaluate import evaluate_cfg
+from helpers.fixtures_official import write_oxford
 
 from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeStore, write_codes
@@ -21,8 +20,6 @@ from ncl.jobs.train import run_training
 from ncl.pairs import Pair, write_pairs
 from ncl.projection.data import PairDataModule, different_class_pairs, image_classes
 from ncl.projection.module import hinge_loss
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_hinge_loss_and_gradient_by_hand():
@@ -118,33 +115,32 @@ def pair_data(tmp_path_factory) -> dict[str, Path]:
     return {"codes": root / "codes", "pairs": root / "pairs.tsv", "ids": ids}
 
 
-def projection_cfg(pair_data, out: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                "experiment=projection_demo",
-                f"paths.output_dir={out}",
-                f"data.pairs_file={pair_data['pairs']}",
-                f"data.codes={pair_data['codes']}",
-                "data.batch_size=16",
-                "logger=csv",
-                "callbacks.rich_progress_bar=null",
-                *overrides,
-            ],
-        )
+def projection_overrides(pair_data) -> list[str]:
+    """experiment=projection_demo on the fixture's codes and pairs."""
+    return [
+        "experiment=projection_demo",
+        f"data.pairs_file={pair_data['pairs']}",
+        f"data.codes={pair_data['codes']}",
+        "data.batch_size=16",
+        "logger=csv",
+        "callbacks.rich_progress_bar=null",
+    ]
 
 
-def test_fast_dev_run_of_the_projection_experiment_writes_nothing(pair_data, tmp_path):
-    run_training(projection_cfg(pair_data, tmp_path, ["module.dim=4", "trainer.fast_dev_run=true"]))
+def test_fast_dev_run_of_the_projection_experiment_writes_nothing(pair_data, cfg_train):
+    overrides = [*projection_overrides(pair_data), "module.dim=4", "trainer.fast_dev_run=true"]
+    run_training(cfg_train(overrides))
     assert not projection_file(pair_data["codes"], 4).exists()
 
 
-def test_training_finds_the_class_dimensions_that_pca_misses(pair_data, tmp_path):
-    cfg = projection_cfg(
-        pair_data,
-        tmp_path,
-        ["module.dim=4", "trainer.max_epochs=30", "callbacks.early_stopping=null"],
+def test_training_finds_the_class_dimensions_that_pca_misses(pair_data, cfg_train):
+    cfg = cfg_train(
+        [
+            *projection_overrides(pair_data),
+            "module.dim=4",
+            "trainer.max_epochs=30",
+            "callbacks.early_stopping=null",
+        ]
     )
     run_training(cfg)
     learned = LearnedProjection.load(projection_file(pair_data["codes"], 4))
@@ -178,24 +174,20 @@ def test_missing_codes_or_pairs_say_how_to_make_them(pair_data, tmp_path):
         _ = module.split
 
 
-def test_evaluate_applies_a_stored_projection(tmp_path):
+def test_evaluate_applies_a_stored_projection(tmp_path, cfg_evaluate):
     """A projection of identity after PCA to 4 dims is PCA to 4 dims: evaluate.py must load it
     from beside the fit codes and score exactly what compression=pca scores."""
-    from official_fixtures import write_oxford
-
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
     common = ["benchmark=oxford5k", f"benchmark.reader.root={oxford.root}", "taps=[pool]"]
     common += ["compression.fit_on=self"]
-    run_evaluation(evaluate_cfg(tmp_path, [*common, "compression=pca", "compression.dim=[4]"]))
+    run_evaluation(cfg_evaluate([*common, "compression=pca", "compression.dim=[4]"]))
     pca = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
 
     fit = CodeStore(tmp_path / "data" / "codes").read("efficientnet_lite0", "oxford5k", "pool")
     basis = cached_pca_basis(fit, 1024)
     identity = LearnedProjection(np.eye(4), pre_basis=basis, pre_dim=4, info={"pairs": "p.tsv"})
     identity.save(projection_file(fit.path, 4))
-    run_evaluation(
-        evaluate_cfg(tmp_path, [*common, "compression=projection", "compression.dim=[4]"])
-    )
+    run_evaluation(cfg_evaluate([*common, "compression=projection", "compression.dim=[4]"]))
     projected = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
     assert (projected["method"], projected["dim"]) == ("projection", 4)
     assert projected["compressor"] == {"pairs": "p.tsv"}  # which pairs taught it, in the results

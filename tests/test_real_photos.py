@@ -7,7 +7,7 @@ extraction, compression, search and scoring are wired the right way round on rea
 import os
 
 import pytest
-from official_fixtures import shared
+from helpers.paths import shared
 
 from ncl.codes.extraction import ExtractionSettings
 from ncl.codes.neural import NeuralCodes

@@ -4,13 +4,13 @@ turned by ±90° and ranks by its best code, so a positive stored sideways is fo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from official_fixtures import write_holidays
+from helpers.fixtures_official import write_holidays
 from skimage import data as skdata
-from test_evaluate import evaluate_cfg
 
 from ncl.codes.store import CodeStore
 from ncl.jobs.evaluate import run_evaluation
@@ -45,9 +45,8 @@ def sideways(tmp_path_factory):
     return fixture
 
 
-def holidays_rows(tmp_path, sideways, rotations: str, taps: str = "[pool]") -> dict:
-    cfg = evaluate_cfg(
-        tmp_path,
+def holidays_rows(cfg_evaluate, sideways, rotations: str, taps: str = "[pool]") -> dict:
+    cfg = cfg_evaluate(
         [
             "benchmark=holidays",
             f"benchmark.reader.root={sideways.root}",
@@ -57,12 +56,12 @@ def holidays_rows(tmp_path, sideways, rotations: str, taps: str = "[pool]") -> d
         ],
     )
     run_evaluation(cfg)
-    return json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
+    return json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["rows"][0]
 
 
-def test_turned_database_codes_find_the_sideways_positives_first(sideways, tmp_path):
-    plain = holidays_rows(tmp_path, sideways, "[]")
-    turned = holidays_rows(tmp_path, sideways, "[90,270]")
+def test_turned_database_codes_find_the_sideways_positives_first(sideways, cfg_evaluate, tmp_path):
+    plain = holidays_rows(cfg_evaluate, sideways, "[]")
+    turned = holidays_rows(cfg_evaluate, sideways, "[90,270]")
     assert turned["per_query"]["AP"][:3] == [1.0, 1.0, 1.0], turned["per_query"]
     assert plain["per_query"]["AP"][2] == 1.0  # the upright pair needs no rotation
     assert turned["metrics"]["mAP"] >= plain["metrics"]["mAP"]
@@ -72,10 +71,10 @@ def test_turned_database_codes_find_the_sideways_positives_first(sideways, tmp_p
     assert {p.name for p in codes.iterdir()} >= {"holidays", "holidays_rot90", "holidays_rot270"}
 
 
-def test_combined_taps_turn_like_plain_ones(sideways, tmp_path):
+def test_combined_taps_turn_like_plain_ones(sideways, tmp_path, cfg_evaluate):
     """A turned image set is a set like any other: a combination of turned parts is derived from
     them, so the sideways positives are found as with the plain tap."""
-    holidays_rows(tmp_path, sideways, "[90,270]", taps="[pool|logits]")
+    holidays_rows(cfg_evaluate, sideways, "[90,270]", taps="[pool|logits]")
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert rows[0]["tap"] == "pool|logits"
     assert rows[0]["per_query"]["AP"][:3] == [1.0, 1.0, 1.0], rows[0]["per_query"]
@@ -84,10 +83,12 @@ def test_combined_taps_turn_like_plain_ones(sideways, tmp_path):
     assert turned.dim == 1280 + 1000
 
 
-def test_turning_the_sideways_photos_back_brings_them_nearer_their_queries(tmp_path, sideways):
+def test_turning_the_sideways_photos_back_brings_them_nearer_their_queries(
+    tmp_path, sideways, cfg_evaluate
+):
     """Why it helps: for a photo stored sideways, one of its turned codes is nearer its upright
     query than its stored code, and ranking by the best code can only move it up."""
-    holidays_rows(tmp_path, sideways, "[90,270]")
+    holidays_rows(cfg_evaluate, sideways, "[90,270]")
     store = CodeStore(tmp_path / "data" / "codes")
     sets = {
         r: store.read("efficientnet_lite0", f"holidays{r}", "pool")

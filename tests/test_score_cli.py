@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from official_fixtures import (
+from helpers.fixtures_official import (
     write_holidays,
     write_oxford,
     write_paris,
@@ -16,10 +15,9 @@ from official_fixtures import (
     write_revisited,
     write_ukb,
 )
+from helpers.paths import ROOT
 
 from ncl.eval.score import main
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def score(*args: object) -> subprocess.CompletedProcess:
@@ -27,7 +25,7 @@ def score(*args: object) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "ncl.eval.score", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=ROOT,
         check=False,
     )
 

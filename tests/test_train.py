@@ -15,29 +15,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from test_datamodules import write_class_folders, write_imagenet, write_landmarks, write_rgbd
+from helpers.configs import compose_job
+from helpers.fixtures_labelled import (
+    write_class_folders,
+    write_imagenet,
+    write_landmarks,
+    write_rgbd,
+)
+from helpers.paths import ROOT
 
 from ncl.jobs.train import run_training
 from ncl.models import create_backbone
 from ncl.modules.classifier import ClassifierModule
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["alexnet_imagenet", "alexnet_landmarks", "alexnet_rgbd", "demo_finetune"]
-
-
-def train_cfg(out: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={out}",
-                "data.num_workers=0",
-                "data.batch_size=2",
-                "logger=csv",
-                *overrides,
-            ],
-        )
+# tiny batches loaded in process, the metrics in a CSV file
+SMALL = ["data.num_workers=0", "data.batch_size=2", "logger=csv"]
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +57,18 @@ def data_overrides(data, experiment: str) -> list[str]:
 def imagenet_run(data, tmp_path_factory) -> Path:
     """One step of experiment=alexnet_imagenet with its checkpoints (best and last)."""
     out = tmp_path_factory.mktemp("imagenet_run")
-    cfg = train_cfg(
-        out,
+    cfg = compose_job(
+        "train",
         [
+            *SMALL,
             "experiment=alexnet_imagenet",
             *data_overrides(data, "alexnet_imagenet"),
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=1",
             "trainer.limit_val_batches=1",
         ],
+        data_dir=data["root"],
+        output_dir=out,
     )
     run_training(cfg)
     assert (out / "checkpoints" / "epoch_000.ckpt").is_file()  # the best one
@@ -80,11 +76,11 @@ def imagenet_run(data, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_fast_dev_run_of_every_experiment(experiment, data, imagenet_run, tmp_path):
+def test_fast_dev_run_of_every_experiment(experiment, data, imagenet_run, cfg_train):
     overrides = [f"experiment={experiment}", "trainer.fast_dev_run=true"]
     if experiment in ("alexnet_landmarks", "alexnet_rgbd"):
         overrides.append(f"module.init_from={imagenet_run}")
-    cfg = train_cfg(tmp_path / "out", overrides + data_overrides(data, experiment))
+    cfg = cfg_train([*SMALL, *overrides, *data_overrides(data, experiment)])
     run_training(cfg)
 
 
@@ -132,10 +128,11 @@ def test_body_learns_at_a_scaled_rate():
     assert len(head["params"]) == 2
 
 
-def test_resume_continues_the_global_step(data, imagenet_run, tmp_path):
-    cfg = train_cfg(
-        tmp_path,
+def test_resume_continues_the_global_step(data, imagenet_run, tmp_path, cfg_train):
+    cfg = cfg_train(
         [
+            *SMALL,
+            f"paths.output_dir={tmp_path}",
             "experiment=alexnet_imagenet",
             *data_overrides(data, "alexnet_imagenet"),
             f"ckpt_path={imagenet_run}",
@@ -149,10 +146,10 @@ def test_resume_continues_the_global_step(data, imagenet_run, tmp_path):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
 
 
-def test_mixed_precision_and_gradient_clipping(data, tmp_path):
-    cfg = train_cfg(
-        tmp_path,
+def test_mixed_precision_and_gradient_clipping(data, cfg_train):
+    cfg = cfg_train(
         [
+            *SMALL,
             "experiment=demo_finetune",
             *data_overrides(data, "demo_finetune"),
             "trainer.fast_dev_run=true",
@@ -163,11 +160,12 @@ def test_mixed_precision_and_gradient_clipping(data, tmp_path):
     run_training(cfg)
 
 
-def test_wandb_offline_run_writes_its_files(data, tmp_path, monkeypatch):
+def test_wandb_offline_run_writes_its_files(data, tmp_path, cfg_train, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = train_cfg(
-        tmp_path,
+    cfg = cfg_train(
         [
+            *SMALL,
+            f"paths.output_dir={tmp_path}",
             "experiment=demo_finetune",
             *data_overrides(data, "demo_finetune"),
             "logger=wandb",
@@ -211,29 +209,33 @@ def test_ddp_on_two_cpu_processes(data, tmp_path):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 1
 
 
-def test_missing_data_root_fails_naming_it(tmp_path):
-    cfg = train_cfg(tmp_path, ["experiment=alexnet_imagenet", f"paths.data_dir={tmp_path}"])
+def test_missing_data_root_fails_naming_it(tmp_path, cfg_train):
+    cfg = cfg_train([*SMALL, "experiment=alexnet_imagenet", f"paths.data_dir={tmp_path}"])
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "imagenet")):
         run_training(cfg)
 
 
 @pytest.mark.parametrize("experiment", ["alexnet_landmarks", "alexnet_rgbd"])
-def test_fine_tuning_experiment_without_init_from_says_how(experiment, data, tmp_path):
-    cfg = train_cfg(tmp_path, [f"experiment={experiment}", *data_overrides(data, experiment)])
+def test_fine_tuning_experiment_without_init_from_says_how(experiment, data, cfg_train):
+    cfg = cfg_train([*SMALL, f"experiment={experiment}", *data_overrides(data, experiment)])
     with pytest.raises(ValueError, match=r"module.init_from=.*experiment=alexnet_imagenet"):
         run_training(cfg)
 
 
-def test_num_classes_must_match_the_data(data, tmp_path):
-    cfg = train_cfg(
-        tmp_path,
-        ["experiment=alexnet_imagenet", *data_overrides(data, "x"), "module.num_classes=1000"],
+def test_num_classes_must_match_the_data(data, cfg_train):
+    cfg = cfg_train(
+        [
+            *SMALL,
+            "experiment=alexnet_imagenet",
+            *data_overrides(data, "x"),
+            "module.num_classes=1000",
+        ]
     )
     with pytest.raises(ValueError, match="data has 3 classes"):
         run_training(cfg)
 
 
 @pytest.mark.parametrize("debug", ["fdr", "limit", "overfit", "profiler"])
-def test_debug_configs_compose(debug):
-    cfg = train_cfg(Path("unused"), ["experiment=alexnet_imagenet", f"debug={debug}"])
+def test_debug_configs_compose(debug, cfg_train):
+    cfg = cfg_train([*SMALL, "experiment=alexnet_imagenet", f"debug={debug}"])
     assert cfg.trainer.accelerator == "cpu" and cfg.callbacks is None and cfg.logger is None

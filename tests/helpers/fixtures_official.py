@@ -16,25 +16,14 @@ wrote, so tests can compare a reader's output with the truth without re-parsing 
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
+from .images import write_jpeg
 
 BBox = tuple[float, float, float, float]
-
-
-def write_jpeg(path: Path, *, size: tuple[int, int] = (32, 24), seed: int = 0) -> Path:
-    """A real JPEG of random pixels, `size` = (width, height)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format="JPEG", quality=90)
-    return path
 
 
 def _write_text(path: Path, lines: Iterable[str]) -> None:
@@ -303,16 +292,3 @@ def write_ranks(path: str | Path, lists: Mapping[str, Sequence[str]]) -> Path:
     path = Path(path)
     _write_text(path, [f"{q}: {' '.join(names)}" for q, names in lists.items()])
     return path
-
-
-SHARED_DATA = Path(
-    os.environ.get("NCL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-
-
-def shared(path: str) -> Path:
-    """A file or folder of the real benchmark samples beside the checkout (skip if absent)."""
-    target = SHARED_DATA / path
-    if not target.exists():
-        pytest.skip(f"{target} not available")
-    return target
