@@ -29,45 +29,22 @@ from ncl.models.weights import WeightsNotFoundError, hub_checkpoint, load_state_
 TORCHVISION_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 
-def _paper_features() -> nn.Sequential:
-    def lrn() -> nn.LocalResponseNorm:
-        return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
-
-    return nn.Sequential(
-        nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2),
-        nn.ReLU(inplace=True),
-        lrn(),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(96, 256, kernel_size=5, padding=2),
-        nn.ReLU(inplace=True),
-        lrn(),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(256, 384, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(384, 384, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-    )
-
-
-def _torchvision_features() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-    )
+def _features(widths: Sequence[int], lrn: bool) -> nn.Sequential:
+    """Five convolutions of `widths` filters (11x11 stride 4, 5x5, then three 3x3), each with a
+    ReLU, local response normalisation after the first two when `lrn`, max pooling after conv1,
+    conv2 and conv5: the paper's network and torchvision's differ only in these two arguments
+    (and the module indices stay torchvision's where there is no LRN)."""
+    shapes = [(11, 4, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)]
+    layers: list[nn.Module] = []
+    channels = 3
+    for i, (width, (kernel, stride, padding)) in enumerate(zip(widths, shapes, strict=True)):
+        layers += [nn.Conv2d(channels, width, kernel, stride, padding), nn.ReLU(inplace=True)]
+        if lrn and i < 2:
+            layers.append(nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0))
+        if i in (0, 1, 4):
+            layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
+        channels = width
+    return nn.Sequential(*layers)
 
 
 class AlexNet(Backbone):
@@ -119,13 +96,13 @@ def alexnet(*, pretrained: bool, dropout: float = 0.5) -> AlexNet:
             "train.py and pass the checkpoint path as the backbone name "
             "(e.g. model.name=outputs/.../checkpoints/last.ckpt), or use pretrained=False"
         )
-    return AlexNet(_paper_features(), dropout=dropout)
+    return AlexNet(_features((96, 256, 384, 384, 256), lrn=True), dropout=dropout)
 
 
 @register_backbone("alexnet_tv")
 def alexnet_tv(*, pretrained: bool, dropout: float = 0.5) -> AlexNet:
     """torchvision's AlexNet; ImageNet weights from the torch hub cache when `pretrained`."""
-    model = AlexNet(_torchvision_features(), dropout=dropout)
+    model = AlexNet(_features((64, 192, 384, 256, 256), lrn=False), dropout=dropout)
     if pretrained:
         path = hub_checkpoint(TORCHVISION_WEIGHTS)
         if not path.is_file():
