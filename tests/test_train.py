@@ -82,6 +82,7 @@ def test_fast_dev_run_of_every_experiment(experiment, data, imagenet_run, cfg_tr
         overrides.append(f"module.init_from={imagenet_run}")
     cfg = cfg_train([*SMALL, *overrides, *data_overrides(data, experiment)])
     run_training(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # a smoke test writes none
 
 
 def test_checkpoint_alone_rebuilds_the_network(imagenet_run):
