@@ -23,6 +23,8 @@ from ncl.baselines.normalize import intra_normalize, power_law
 from ncl.baselines.sparse_coding import lasso_fista
 from ncl.compress.base import l2_normalize
 
+ENCODERS: dict[str, type[VocabularyEncoder]] = {}
+
 
 class Encoder(Protocol):
     """What `encode_image_set` needs: a dimension, a batch encoder and a config for the meta."""
@@ -44,9 +46,16 @@ def _sha1(array: np.ndarray) -> str:
 
 
 class VocabularyEncoder(ABC):
-    """Shared state of the encoders: the vocabulary and an exact nearest-word index on it."""
+    """Shared state of the encoders: the vocabulary and an exact nearest-word index on it. A
+    subclass registers under its `name`, which `encoder.encoder` in the config selects: a new
+    encoder is one class (and one YAML file), no table to edit."""
 
     name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "name", None):
+            ENCODERS[cls.name] = cls
 
     def __init__(self, centroids: np.ndarray) -> None:
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
@@ -263,9 +272,6 @@ class SparseCoder(VocabularyEncoder):
             "tol": self.tol,
             "normalize_descriptors": self.normalize_descriptors,
         }
-
-
-ENCODERS: dict[str, type[VocabularyEncoder]] = {cls.name: cls for cls in (BoVW, VLAD, SparseCoder)}
 
 
 def build_encoder(name: str, centroids: np.ndarray, **params: Any) -> VocabularyEncoder:
