@@ -48,6 +48,7 @@ def run_evaluation(cfg: DictConfig) -> float:
             "benchmark": benchmark.name,
             "model": source.name,
             "queries": len(benchmark.queries),
+            "query_names": [q.name for q in benchmark.queries],
             "database": len(benchmark.database),
             "fit_on": compression.record(),
             "rows": rows_as_dicts(rows),
