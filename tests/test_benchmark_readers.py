@@ -133,6 +133,88 @@ def test_duplicate_image_names_are_an_error(tmp_path):
         read_oxford(tmp_path)
 
 
+def _delete(fx, *names: str) -> None:
+    for name in names:
+        fx.files[name].unlink()
+
+
+def test_oxford_partial_restricts_ground_truth_and_drops_queries(tmp_path, caplog):
+    # write_oxford: query k of a landmark is its image k; good = images 1-3, ok = 4-5, junk = 6
+    fx = write_oxford(tmp_path)
+    _delete(fx, "all_souls_000001", "all_souls_000005", "all_souls_000006")
+    _delete(fx, "radcliffe_camera_000003", "radcliffe_camera_000004", "radcliffe_camera_000005")
+    (fx.gt_dir / "radcliffe_camera_2_good.txt").write_text("radcliffe_camera_000003\n")
+    with caplog.at_level("WARNING"):
+        b = read_oxford(tmp_path, partial=True)
+    present = [n for n in fx.database if fx.files[n].exists()]
+    assert b.database == present and len(present) == 9
+    # all_souls_1: its image is gone; radcliffe_camera_2: its only positives (3, 4, 5) are gone
+    assert [q.name for q in b.queries] == ["all_souls_2", "radcliffe_camera_1"]
+    assert "all_souls_1" in caplog.text and "radcliffe_camera_2" in caplog.text
+    index = {n: i for i, n in enumerate(b.database)}
+
+    def ids(*names: str) -> list[int]:
+        return sorted(index[n] for n in names)
+
+    assert isinstance(b.protocol, APProtocol)
+    positives = [sorted(p.tolist()) for p in b.protocol.positives]
+    junk = [sorted(j.tolist()) for j in b.protocol.junk]
+    assert positives == [
+        ids("all_souls_000002", "all_souls_000003", "all_souls_000004"),
+        ids("radcliffe_camera_000001", "radcliffe_camera_000002"),
+    ]
+    assert junk == [[], ids("radcliffe_camera_000006")]
+    assert b.partial == {
+        "note": "partial: not comparable with published figures",
+        "images": {"present": 9, "gt_present": 6, "gt_missing": 6},
+        "queries": {
+            "kept": 2,
+            "dropped": 2,
+            "dropped_why": {
+                "all_souls_1": "query image 'all_souls_000001' absent",
+                "radcliffe_camera_2": "none of its 3 positives present",
+            },
+        },
+    }
+
+
+def test_oxford_full_mode_refuses_a_missing_image_by_name(tmp_path):
+    fx = write_oxford(tmp_path)
+    assert read_oxford(tmp_path).partial is None
+    _delete(fx, "all_souls_000005")  # an ok image of both all_souls queries
+    with pytest.raises(
+        BenchmarkFormatError, match=r"all_souls_1_ok\.txt.*'all_souls_000005'.*partial"
+    ):
+        read_oxford(tmp_path)
+    _delete(fx, "radcliffe_camera_000001")  # a query image
+    with pytest.raises(BenchmarkFormatError, match=r"radcliffe_camera_1_query\.txt.*000001"):
+        read_oxford(tmp_path)
+    with pytest.raises(ValueError, match="partial must be true or false"):
+        read_oxford(tmp_path, partial="yes")
+
+
+def test_oxford_partial_with_no_usable_query_is_an_error(tmp_path):
+    fx = write_oxford(tmp_path, landmarks=("all_souls",), queries_per_landmark=1)
+    _delete(fx, "all_souls_000001")
+    with pytest.raises(BenchmarkFormatError, match="no query"):
+        read_oxford(tmp_path, partial=True)
+
+
+def test_real_paris278_in_partial_mode():
+    root = shared("paris6k-278")
+    b = read_oxford(root, name="paris6k", partial=True)
+    assert len(b.database) == 278
+    # 12 of the 55 query images are present, and each has a positive present: triomphe_5
+    # (paris_defense_000038) lists itself and paris_defense_000040/43 among its ok images
+    assert len(b.queries) == 12 and b.partial["queries"]["dropped"] == 43
+    assert "triomphe_5" in [q.name for q in b.queries]
+    assert all(len(p) > 0 for p in b.protocol.positives)
+    # of the 278 photos, 195 + 52 are positive or junk of some query, 31 neither (its README)
+    assert b.partial["images"]["gt_present"] == 247
+    with pytest.raises(BenchmarkFormatError, match=r"not in .*partial=true"):
+        read_oxford(root, name="paris6k")
+
+
 # --- Revisited ----------------------------------------------------------------------------------
 
 

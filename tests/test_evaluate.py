@@ -12,6 +12,7 @@ from helpers.paths import ROOT
 from ncl.codes.store import CodeStore
 from ncl.eval.score import main as score_main
 from ncl.jobs.evaluate import run_evaluation
+from ncl.pairs import Pair, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,38 @@ def test_multirun_sweep_writes_a_report(oxford, tmp_path):
     # both jobs reused one extraction
     stored = (tmp_path / "data" / "codes" / "efficientnet_lite0" / "oxford5k").iterdir()
     assert [p.name for p in stored if not p.name.endswith(".lock")] == ["pool"]
+
+
+def test_partial_benchmark_with_learned_whitening(cfg_evaluate, tmp_path, capsys):
+    fx = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
+    fx.files["all_souls_000001"].unlink()  # the image of query all_souls_1
+    pairs = tmp_path / "pairs.tsv"
+    linked = [
+        ("all_souls_000002", "all_souls_000003", "all_souls"),
+        ("all_souls_000004", "all_souls_000005", "all_souls"),
+        ("radcliffe_camera_000001", "radcliffe_camera_000002", "radcliffe_camera"),
+        ("radcliffe_camera_000003", "radcliffe_camera_000004", "radcliffe_camera"),
+        ("all_souls_000001", "all_souls_000006", "all_souls"),  # no codes: skipped
+    ]
+    write_pairs(pairs, [Pair(a, b, c, 30) for a, b, c in linked])
+    cfg = cfg_evaluate(
+        [
+            "benchmark=oxford5k",
+            f"benchmark.reader.root={fx.root}",
+            "benchmark.reader.partial=true",
+            "compression=lw",
+            "compression.dim=[null,4]",
+            "compression.fit_on=self",
+            f"compression.pairs_file={pairs}",
+            "taps=[pool]",
+        ],
+    )
+    run_evaluation(cfg)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["method"], r["dim"]) for r in results["rows"]] == [("none", 1280), ("lw", 4)]
+    assert results["rows"][1]["compressor"]["pairs_used"] == 4
+    assert results["queries"] == 3 and results["partial"]["queries"]["dropped_why"] == {
+        "all_souls_1": "query image 'all_souls_000001' absent"
+    }
+    title = " ".join(capsys.readouterr().out.split())  # the table title wraps
+    assert "oxford5k · efficientnet_lite0 · partial: not comparable with published figures" in title

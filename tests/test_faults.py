@@ -296,6 +296,7 @@ def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
         ("search.depth=-5", "search.depth must be a positive integer or null"),
         ("extraction.batch_size=0", "extraction.batch_size must be a positive integer"),
         ("compression.whiten=maybe", "compression.whiten must be true or false"),
+        ("compression.whiten_power=2", "compression.whiten_power must be a number from 0 to 1"),
         ("search.database_rotations=[45]", "search.database_rotations must be multiples of 90"),
     ],
 )

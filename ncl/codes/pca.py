@@ -7,6 +7,7 @@ their PCA on a code set; a sweep over dimensions, or a second run, reuses the on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,20 +16,25 @@ from ncl.codes.store import CodeSet
 from ncl.compress.pca import PCABasis
 
 
+def fit_codes_inputs(codes: CodeSet) -> dict[str, Any]:
+    """What stands in for a fit code set among an artifact's inputs: its path, key, file stamp
+    and shape."""
+    return {
+        "codes": [
+            str(codes.path.resolve()),
+            codes.meta.get("key"),
+            file_stamp(codes.path / "codes.npy"),
+        ],
+        "shape": [len(codes), codes.dim],
+    }
+
+
 def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
     """The PCA basis of a code set, fitted once and kept beside it (`pca-<k>/basis.npz`), an
     artifact of the cache made from the codes file and the number of components."""
     artifact = Artifact(
         codes.path / f"pca-{max_components}",
-        {
-            "codes": [
-                str(codes.path.resolve()),
-                codes.meta.get("key"),
-                file_stamp(codes.path / "codes.npy"),
-            ],
-            "shape": [len(codes), codes.dim],
-            "max_components": max_components,
-        },
+        {**fit_codes_inputs(codes), "max_components": max_components},
     )
 
     def fit(tmp: Path) -> None:

@@ -57,9 +57,13 @@ class PCABasis:
 
 
 class PCA:
-    """L2-normalise, project on the leading `dim` components (optionally whitened), L2-normalise."""
+    """L2-normalise, project on the leading `dim` components (optionally whitened), L2-normalise.
 
-    def __init__(self, basis: PCABasis, dim: int, whiten: bool = False) -> None:
+    Whitening divides component k by λ_k^(power/2) (λ floored at 1e-12): `power` 1 is full
+    PCA-whitening, below 1 it is softened towards plain PCA (0), as in Radenović et al. 2018.
+    """
+
+    def __init__(self, basis: PCABasis, dim: int, whiten: bool = False, power: float = 1.0) -> None:
         if dim > basis.max_dim:
             raise ValueError(
                 f"PCA to {dim} dims asked, but the fit set only supports {basis.max_dim} "
@@ -68,8 +72,10 @@ class PCA:
         self.dim = dim
         self.mean = basis.mean
         projection = basis.components[:dim]
+        self.info = {"whiten": whiten, "whiten_power": power} if whiten else {}
         if whiten:
-            projection = projection / np.sqrt(np.maximum(basis.eigenvalues[:dim], 1e-12))[:, None]
+            scale = np.maximum(basis.eigenvalues[:dim], 1e-12) ** (power / 2)
+            projection = projection / scale[:, None]
         self.projection_t = np.ascontiguousarray(projection.T)
 
     def __call__(self, codes: np.ndarray) -> np.ndarray:

@@ -8,18 +8,27 @@ one YAML file whose `_target_` names it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeSet
+from ncl.codes.whitening import cached_learned_whitening
 from ncl.compress.base import Compressor, NoCompression
 from ncl.compress.pca import PCA
 from ncl.compress.projection import LearnedProjection, projection_file
 from ncl.data.images import ImageSet
 
 SELF = "self"  # fit_on=self: fit on the benchmark's own database (flagged in the results)
+
+
+def check_fraction(option: str, value: Any) -> None:
+    """`compression.<option>` must be a number from 0 to 1."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and 0 <= value <= 1):
+        raise ValueError(f"compression.{option} must be a number from 0 to 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,12 @@ class Compression:
 @dataclass(frozen=True)
 class PCACompression(Compression):
     """PCA fitted on a separate image set, L2 before and after (paper section 5); the basis is
-    fitted once with `max_components` and cached beside the fit codes, truncated per dim."""
+    fitted once with `max_components` and cached beside the fit codes, truncated per dim.
+    `whiten` divides each component by its standard deviation raised to `whiten_power` (β):
+    1 whitens fully, β < 1 softens it (0 is plain PCA)."""
 
     whiten: bool = False
+    whiten_power: float = 1.0
     max_components: int = 1024
     method = "pca"
 
@@ -86,6 +98,11 @@ class PCACompression(Compression):
         super().__post_init__()
         if not isinstance(self.whiten, bool):
             raise ValueError(f"compression.whiten must be true or false, got {self.whiten!r}")
+        check_fraction("whiten_power", self.whiten_power)
+        if self.whiten_power != 1 and not self.whiten:
+            raise ValueError(
+                f"compression.whiten_power={self.whiten_power} needs compression.whiten=true"
+            )
         m = self.max_components
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ValueError(f"compression.max_components must be a positive integer, got {m!r}")
@@ -94,7 +111,8 @@ class PCACompression(Compression):
         if dim is None:
             return NoCompression(full_dim)
         assert fit is not None
-        return PCA(cached_pca_basis(fit, self.max_components), dim, whiten=self.whiten)
+        basis = cached_pca_basis(fit, self.max_components)
+        return PCA(basis, dim, whiten=self.whiten, power=self.whiten_power)
 
 
 @dataclass(frozen=True)
@@ -109,3 +127,29 @@ class ProjectionCompression(Compression):
             return NoCompression(full_dim)
         assert fit is not None
         return LearnedProjection.load(projection_file(fit.path, dim))
+
+
+@dataclass(frozen=True)
+class LearnedWhiteningCompression(Compression):
+    """Learned whitening Lw (Radenović et al. 2018) from the matching pairs of the fit set
+    (`pairs_file`, as `mine_pairs.py` writes it): fitted once per pairs file and cached beside the
+    fit codes, truncated per dim by eigenvalue. `shrinkage` pulls the pair-difference covariance
+    towards a multiple of the identity (0: as published; it then needs as many pairs as dims)."""
+
+    pairs_file: str | None = None
+    shrinkage: float = 0.0
+    method = "lw"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.pairs_file, str) or not self.pairs_file:
+            raise ValueError(
+                f"compression.pairs_file must name a pairs.tsv file, got {self.pairs_file!r}"
+            )
+        check_fraction("shrinkage", self.shrinkage)
+
+    def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
+        if dim is None:
+            return NoCompression(full_dim)
+        assert fit is not None
+        return cached_learned_whitening(fit, self.pairs_file, self.shrinkage).truncated(dim)

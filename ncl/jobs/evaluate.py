@@ -50,6 +50,7 @@ def run_evaluation(cfg: DictConfig) -> float:
             "queries": len(benchmark.queries),
             "query_names": [q.name for q in benchmark.queries],
             "database": len(benchmark.database),
+            "partial": benchmark.partial,
             "fit_on": compression.record(),
             "rows": rows_as_dicts(rows),
             "seconds": time.perf_counter() - started,
@@ -58,6 +59,9 @@ def run_evaluation(cfg: DictConfig) -> float:
         indent=1,
     )
     log_rows(cfg, rows)
-    print_rows(f"{benchmark.name} · {source.name}", rows)
+    title = f"{benchmark.name} · {source.name}"
+    if benchmark.partial:
+        title += f" · {benchmark.partial['note']}"
+    print_rows(title, rows)
     log.info("results: %s", output_dir / "results.json")
     return headline_metric(rows[0].metrics)[1]

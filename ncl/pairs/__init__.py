@@ -5,7 +5,7 @@ photo used at most once. `python mine_pairs.py` runs it; `read_pairs` reads its 
 from ncl.features.keypoints import KeypointSettings
 from ncl.pairs.matching import MatchSettings
 from ncl.pairs.mine import MiningResult, MiningSettings, mine_pairs
-from ncl.pairs.pairs_file import Pair, read_pairs, write_pairs
+from ncl.pairs.pairs_file import Pair, pairs_with_codes, read_pairs, write_pairs
 
 __all__ = [
     "KeypointSettings",
@@ -14,6 +14,7 @@ __all__ = [
     "MiningSettings",
     "Pair",
     "mine_pairs",
+    "pairs_with_codes",
     "read_pairs",
     "write_pairs",
 ]

@@ -11,11 +11,15 @@ that path; `inliers` the evidence linking the two photos (see `ncl.pairs.graph`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ncl.atomic import write_text_atomically
+
+log = logging.getLogger(__name__)
+MINE_HINT = "python mine_pairs.py images.root=<the image set's folder>"
 
 FIELDS = ("name_a", "name_b", "class", "inliers")
 
@@ -61,3 +65,34 @@ def read_pairs(path: str | Path) -> list[Pair]:
                 raise ValueError(f"{path}:{number}: malformed pair line {line!r}: {problem}")
             pairs.append(Pair(fields[0], fields[1], fields[2], int(fields[3])))
     return pairs
+
+
+def pairs_with_codes(
+    path: str | Path, ids: Sequence[str], codes: str | Path, *, at_least: int = 1, why: str = ""
+) -> list[tuple[int, int]]:
+    """The pairs of the pairs file `path` as row indices into a code set whose image ids are
+    `ids` (at `codes`, for messages). Pairs naming an image without codes are left out, their
+    count logged; fewer than `at_least` usable pairs is an error that says how to mine more
+    (and `why` so many are needed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no pairs file; mine the pairs of the image set first ({MINE_HINT})"
+        )
+    pairs = read_pairs(path)
+    row = {name: i for i, name in enumerate(ids)}
+    kept = [(row[p.a], row[p.b]) for p in pairs if p.a in row and p.b in row]
+    if len(kept) < len(pairs):
+        log.warning(
+            "%s: %d of %d pairs name images without codes in %s; they are left out",
+            path,
+            len(pairs) - len(kept),
+            len(pairs),
+            codes,
+        )
+    if len(kept) < at_least:
+        raise ValueError(
+            f"{path}: {len(kept)} pair(s) whose images have codes in {codes}, at least "
+            f"{at_least} needed{why}; mine more ({MINE_HINT}, or a lower min_inliers)"
+        )
+    return kept

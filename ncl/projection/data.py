@@ -15,7 +15,6 @@ for 64 and 128).
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,7 @@ from ncl.codes.store import CodeSet, read_codes
 from ncl.compress.pca import PCA, PCABasis
 from ncl.compress.projection import LearnedProjection, projection_file, projection_inputs
 from ncl.io.names import class_of
-from ncl.pairs import read_pairs
-
-log = logging.getLogger(__name__)
+from ncl.pairs import pairs_with_codes
 
 PairBatch = tuple[Tensor, Tensor, Tensor]  # x_i, x_j, y in {+1, -1}
 
@@ -144,26 +141,7 @@ class PairDataModule(pl.LightningDataModule):
     def split(self) -> tuple[Tensor, Tensor, Tensor]:
         """Image labels, training positives and validation positives (index pairs)."""
         ids = list(self.code_set.ids)
-        row = {name: i for i, name in enumerate(ids)}
-        if not self.pairs_file.is_file():
-            raise FileNotFoundError(
-                f"{self.pairs_file}: no pairs file; mine the pairs of the image set first "
-                "(python mine_pairs.py images.root=<its folder>)"
-            )
-        pairs = read_pairs(self.pairs_file)
-        kept = [(row[p.a], row[p.b]) for p in pairs if p.a in row and p.b in row]
-        if len(kept) < len(pairs):
-            log.warning(
-                "%s: %d of %d pairs name images without codes in %s; they are left out",
-                self.pairs_file,
-                len(pairs) - len(kept),
-                len(pairs),
-                self.codes_path,
-            )
-        if not kept:
-            raise ValueError(
-                f"{self.pairs_file}: no pair whose images have codes in {self.codes_path}"
-            )
+        kept = pairs_with_codes(self.pairs_file, ids, self.codes_path)
         positives = torch.tensor(kept, dtype=torch.long)
         order = torch.randperm(len(positives), generator=torch.Generator().manual_seed(self.seed))
         n_val = round(len(positives) * self.val_fraction)

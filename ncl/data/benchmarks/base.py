@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ncl.io.geometry import BBox
 from ncl.protocols import Protocol
+
+PARTIAL_NOTE = "partial: not comparable with published figures"
 
 
 class BenchmarkFormatError(ValueError):
@@ -42,7 +45,9 @@ class Benchmark:
     the protocol's indices refer to. `queries_in_database` is true where each query is a database
     image used as it is (Holidays, UKB), so its code is the database code of the same name.
     `rotations` maps an image name to degrees counter-clockwise that make it upright (Holidays'
-    rotated version); images not listed stay as they are.
+    rotated version); images not listed stay as they are. `partial` is None for a whole
+    benchmark; for one read with only some of its images present, a record of what was kept and
+    dropped (its figures are not comparable with published ones: results and tables say so).
     """
 
     name: str
@@ -52,6 +57,7 @@ class Benchmark:
     protocol: Protocol
     queries_in_database: bool = False
     rotations: dict[str, int] = field(default_factory=dict)
+    partial: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if len(self.database) != len(self.database_files):

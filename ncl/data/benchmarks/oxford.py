@@ -9,19 +9,29 @@ the ranking, and the query image stays in the database.
 
 The ground truth is read on its own (`read_oxford_gt`) so that ranked lists can be scored from
 names without any image on disk (`ncl.eval.score`).
+
+A benchmark of which only some images are present (e.g. `../shared/data/paris6k-278`) is read with
+`partial=True`: the ground truth is restricted to the present images, and a query whose image or
+every positive is absent is dropped (`restrict_to_present`). Its figures are not comparable with
+published ones, and the benchmark says so (`Benchmark.partial`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, read_lines, require_dir
-from ncl.data.benchmarks.base import BBox, Benchmark, BenchmarkFormatError, Query
+from ncl.data.benchmarks.base import PARTIAL_NOTE, BBox, Benchmark, BenchmarkFormatError, Query
 from ncl.protocols.official import APProtocol
 
+log = logging.getLogger(__name__)
+
 GT_KINDS = ("good", "ok", "junk")
+PARTIAL_HINT = "benchmark.reader.partial=true evaluates on the images present"
 
 
 @dataclass(frozen=True)
@@ -99,12 +109,48 @@ def oxford_protocol(truths: Iterable[OxfordQueryTruth], index: Mapping[str, int]
             missing = [n for n in getattr(t, kind) if n not in index]
             if missing:
                 raise BenchmarkFormatError(
-                    f"{t.file(kind)}: {len(missing)} image(s) not in the database, e.g. {missing[0]!r}"
+                    f"{t.file(kind)}: {len(missing)} image(s) not in the database, e.g. "
+                    f"{missing[0]!r} ({PARTIAL_HINT})"
                 )
             lists[kind] = [index[n] for n in getattr(t, kind)]
         positives.append(lists["good"] + lists["ok"])
         junk.append(lists["junk"])
     return APProtocol(positives, junk)
+
+
+def restrict_to_present(
+    truths: Iterable[OxfordQueryTruth], present: Container[str]
+) -> tuple[list[OxfordQueryTruth], dict[str, str]]:
+    """The ground truth restricted to the `present` images: good, ok and junk lists keep only
+    present images; a query whose image is absent, or none of whose positives is present, is
+    dropped. Returns the kept truths and, per dropped query, why."""
+    kept, dropped = [], {}
+    for t in truths:
+        lists = {kind: tuple(n for n in getattr(t, kind) if n in present) for kind in GT_KINDS}
+        if t.image not in present:
+            dropped[t.name] = f"query image {t.image!r} absent"
+        elif not lists["good"] + lists["ok"]:
+            dropped[t.name] = f"none of its {len(t.positives)} positives present"
+        else:
+            kept.append(replace(t, **lists))
+    return kept, dropped
+
+
+def partial_record(
+    truths: list[OxfordQueryTruth],
+    kept: list[OxfordQueryTruth],
+    dropped: dict[str, str],
+    present: Mapping[str, Path],
+) -> dict[str, Any]:
+    """What a partial benchmark is, for the results: images of the ground truth present and
+    missing, queries kept and dropped (with why)."""
+    named = {n for t in truths for n in (t.image, *t.good, *t.ok, *t.junk)}
+    found = sum(n in present for n in named)
+    return {
+        "note": PARTIAL_NOTE,
+        "images": {"present": len(present), "gt_present": found, "gt_missing": len(named) - found},
+        "queries": {"kept": len(kept), "dropped": len(dropped), "dropped_why": dropped},
+    }
 
 
 def read_oxford(
@@ -115,6 +161,7 @@ def read_oxford(
     gt_dir: str | Path = "gt",
     distractor_dirs: Iterable[str | Path] = (),
     query_prefix: str = "oxc1_",
+    partial: bool = False,
 ) -> Benchmark:
     """An Oxford-layout benchmark under `root`: images in `image_dir`, ground truth in `gt_dir`.
 
@@ -122,17 +169,42 @@ def read_oxford(
     keeps `paris/<landmark>/*.jpg`) sorted by name, followed by the JPEGs under each of
     `distractor_dirs` (Oxford105k / Paris106k: the Flickr 100k images). Queries are cropped by
     their box by the extractor; they stay in the database. Relative folders are under `root`.
+
+    An image the ground truth names but `image_dir` lacks is an error naming it, unless `partial`:
+    then the ground truth is restricted to the images present (`restrict_to_present`), the
+    dropped queries are named in the log, and `Benchmark.partial` records what was kept.
     """
+    if not isinstance(partial, bool):
+        raise ValueError(f"benchmark.reader.partial must be true or false, got {partial!r}")
     root = Path(root)
     images = list_jpegs(require_dir(root / image_dir, "image"), recursive=True)
     truths = read_oxford_gt(root / gt_dir, query_prefix=query_prefix)
+    record = None
+    if partial:
+        kept, dropped = restrict_to_present(truths, images)
+        record = partial_record(truths, kept, dropped, images)
+        if not kept:
+            raise BenchmarkFormatError(
+                f"{root / image_dir}: no query of {root / gt_dir} has its image and a positive "
+                "present; nothing to evaluate"
+            )
+        log.warning(
+            "%s: partial benchmark (%s): %d of %d queries kept; dropped: %s",
+            name,
+            PARTIAL_NOTE,
+            len(kept),
+            len(truths),
+            "; ".join(f"{q} ({why})" for q, why in dropped.items()) or "none",
+        )
+        truths = kept
     database = merge_distractors(images, root, distractor_dirs)
     index = {n: i for i, n in enumerate(database)}
     queries = []
     for t in truths:
         if t.image not in images:
             raise BenchmarkFormatError(
-                f"{t.file('query')}: query image {t.image!r} not in {root / image_dir}"
+                f"{t.file('query')}: query image {t.image!r} not in {root / image_dir} "
+                f"({PARTIAL_HINT})"
             )
         queries.append(Query(name=t.name, image=t.image, path=images[t.image], bbox=t.bbox))
     protocol = oxford_protocol(truths, {n: index[n] for n in images})
@@ -142,4 +214,5 @@ def read_oxford(
         database_files=list(database.values()),
         queries=queries,
         protocol=protocol,
+        partial=record,
     )
