@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncl.cache import Artifact, file_stamp
+from ncl.cache import Artifact
 from ncl.codes.store import CodeSet
 from ncl.compress.pca import PCABasis
 
@@ -21,11 +21,7 @@ def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:
     artifact = Artifact(
         codes.path / f"pca-{max_components}",
         {
-            "codes": [
-                str(codes.path.resolve()),
-                codes.meta.get("key"),
-                file_stamp(codes.path / "codes.npy"),
-            ],
+            "codes": codes.identity,
             "shape": [len(codes), codes.dim],
             "max_components": max_components,
         },
