@@ -14,7 +14,7 @@ NCL = Path(__file__).resolve().parents[1] / "ncl"
 # bottom up; a package may import its own layer (without a cycle) and the layers below
 LAYERS = [
     {"atomic", "cache", "io", "protocols"},
-    {"models", "data", "compress", "search", "features"},
+    {"models", "data", "compress", "search", "features", "rerank"},
     {"codes", "baselines", "pairs", "projection", "demo", "modules"},
     {"eval", "report"},
     {"jobs"},

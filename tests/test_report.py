@@ -40,7 +40,10 @@ def test_sweep_report_gathers_jobs(tmp_path):
     assert "| demo | m | logits |  | 0.3000 |  |" in text
     assert (tmp_path / "report.png").stat().st_size > 1000
     csv_lines = (tmp_path / "report.csv").read_text().splitlines()
-    assert csv_lines[0] == "benchmark,model,tap,method,dim,paper_codes,mAP" and len(csv_lines) == 5
+    assert (
+        csv_lines[0] == "benchmark,model,tap,method,dim,rerank,paper_codes,mAP"
+        and len(csv_lines) == 5
+    )
 
 
 def test_markdown_table_orders_full_first_then_dims():

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ncl.cache import Artifact, file_stamp
+from ncl.cache import Artifact
 from ncl.codes.store import CodeSet
 from ncl.compress.pca import PCABasis
 
@@ -19,14 +19,7 @@ from ncl.compress.pca import PCABasis
 def fit_codes_inputs(codes: CodeSet) -> dict[str, Any]:
     """What stands in for a fit code set among an artifact's inputs: its path, key, file stamp
     and shape."""
-    return {
-        "codes": [
-            str(codes.path.resolve()),
-            codes.meta.get("key"),
-            file_stamp(codes.path / "codes.npy"),
-        ],
-        "shape": [len(codes), codes.dim],
-    }
+    return {"codes": codes.identity, "shape": [len(codes), codes.dim]}
 
 
 def cached_pca_basis(codes: CodeSet, max_components: int) -> PCABasis:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ncl.cache import Artifact
+from ncl.cache import Artifact, file_stamp
 
 CODE_DTYPES = ("float32", "float16")
 
@@ -46,6 +46,12 @@ class CodeSet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def identity(self) -> list[Any]:
+        """What stands in for the codes as an input of an artifact made from them: the set's
+        directory, its cache key and its codes file's stamp."""
+        return [str(self.path.resolve()), self.meta.get("key"), file_stamp(self.path / "codes.npy")]
 
     def rows(self, names: Sequence[str]) -> np.ndarray:
         """Row indices of `names`, in that order; an unknown name is an error naming the set."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ncl.cache import file_stamp
 from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeSet
 from ncl.codes.whitening import cached_learned_whitening
@@ -81,6 +82,20 @@ class Compression:
     def compressor(self, fit: CodeSet | None, dim: int | None, full_dim: int) -> Compressor:
         return NoCompression(full_dim)
 
+    def identity(self, fit: CodeSet | None, dim: int | None) -> dict[str, Any]:
+        """What identifies the compressor of a row, as an input of artifacts made from the
+        compressed codes (DBA's): its method, dim, settings and what it was fitted on."""
+        if dim is None or not self.fits:
+            return {"method": "none"}
+        settings = {f.name: getattr(self, f.name) for f in fields(self)}
+        settings.pop("fit_on")
+        return {
+            "method": self.method,
+            **settings,
+            "dim": dim,
+            "fit": None if fit is None else fit.identity,
+        }
+
 
 @dataclass(frozen=True)
 class PCACompression(Compression):
@@ -127,6 +142,12 @@ class ProjectionCompression(Compression):
             return NoCompression(full_dim)
         assert fit is not None
         return LearnedProjection.load(projection_file(fit.path, dim))
+
+    def identity(self, fit: CodeSet | None, dim: int | None) -> dict[str, Any]:
+        found = super().identity(fit, dim)
+        if dim is not None and fit is not None:
+            found["projection"] = file_stamp(projection_file(fit.path, dim))
+        return found
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ncl.codes.store import CodeSet
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import ImageSet, database_image_set, query_image_set
 from ncl.eval.compression import Compression
+from ncl.rerank import DatabaseKey, Reranking
 from ncl.search.flat import FlatSearch
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ResultRow:
     search_device: str
     seconds: dict[str, float] = field(default_factory=dict)
     compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
+    rerank: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     unreadable_queries: list[str] = field(default_factory=list)  # ranked nothing, scored 0
 
 
@@ -82,10 +84,12 @@ def evaluate(
     source: CodeSource,
     compression: Compression,
     search: FlatSearch,
+    rerank: Reranking | None = None,
     *,
     crop_queries: bool = True,
 ) -> list[ResultRow]:
-    """One row per tap and dimension."""
+    """One row per tap and dimension; `rerank` (default none) runs around the search."""
+    rerank = rerank or Reranking()
     taps = source.taps
     t0 = time.perf_counter()
     database_images = database_image_set(benchmark)
@@ -133,7 +137,14 @@ def evaluate(
             compressor = compression.compressor(fit.get(tap), dim, database.dim)
             x, q = compressor(np.asarray(codes)), compressor(queries.codes[tap])
             t2 = time.perf_counter()
-            ranking = search.rank(x, owner, q, benchmark.protocol.depth)
+            key = DatabaseKey(
+                database.path,
+                {
+                    "codes": [s.identity for s in sets],
+                    "compressor": compression.identity(fit.get(tap), dim),
+                },
+            )
+            ranking = rerank.rank(search, x, owner, q, benchmark.protocol.depth, key)
             ranks = np.full((len(queries.present), ranking.depth), -1, dtype=np.int64)
             ranks[queries.present] = ranking.ranks
             t3 = time.perf_counter()
@@ -150,6 +161,7 @@ def evaluate(
                     search_device=ranking.device,
                     seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
                     compressor=dict(getattr(compressor, "info", {})),
+                    rerank=rerank.record(),
                     unreadable_queries=queries.unreadable,
                 )
             )

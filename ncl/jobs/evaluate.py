@@ -15,6 +15,7 @@ from ncl.eval.run import ResultRow, evaluate, rows_as_dicts
 from ncl.jobs.config import build
 from ncl.jobs.parts import check_options, code_source
 from ncl.report.table import headline_metric, print_rows
+from ncl.rerank import Reranking
 from ncl.search.flat import FlatSearch
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ def run_evaluation(cfg: DictConfig) -> float:
     benchmark: Benchmark = build(cfg.benchmark.reader)
     search: FlatSearch = build(cfg.search)
     compression: Compression = build(cfg.compression)
+    rerank: Reranking = build(cfg.rerank)
     source = code_source(cfg)
-    rows = evaluate(benchmark, source, compression, search, crop_queries=cfg.crop_queries)
+    rows = evaluate(benchmark, source, compression, search, rerank, crop_queries=cfg.crop_queries)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(

@@ -20,6 +20,8 @@ def check_options(cfg: DictConfig) -> None:
     ExtractionSettings(**cfg.extraction)
     if cfg.get("search"):
         build(cfg.search)
+    if cfg.get("rerank"):
+        build(cfg.rerank)
     if cfg.get("compression"):
         build(cfg.compression, fit_on=None)  # its image set is read once the benchmark is
     if not cfg.get("encoder"):

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from ncl.report.paper import paper_figure
-from ncl.report.table import NOT_METRICS, headline_metric, markdown_table, records
+from ncl.report.table import NOT_METRICS, headline_metric, markdown_table, records, with_rerank
 
 
 def load_results(root: str | Path) -> list[dict[str, Any]]:
@@ -35,15 +35,20 @@ def plot_metric_vs_dim(recs: Sequence[dict[str, Any]], path: Path) -> None:
     paper: dict[tuple, list[tuple[int, float]]] = {}
     for r in recs:
         metric, v = headline_metric({k: x for k, x in r.items() if k not in NOT_METRICS})
-        key = (r["benchmark"], r["model"], r["tap"], r["method"])
+        key = (
+            r["benchmark"],
+            r["model"],
+            r["tap"],
+            with_rerank(r["method"], r.get("rerank", "none")),
+        )
         groups.setdefault(key, []).append((r["dim"], v))
         figure = paper_figure(r["benchmark"], r.get("paper_codes"), r["tap"], r["method"], r["dim"])
-        if figure is not None and r["method"] != "none":
+        if figure is not None and r["method"] != "none" and r.get("rerank", "none") == "none":
             paper.setdefault((r["benchmark"], r["tap"], r["method"]), []).append((r["dim"], figure))
     for (bench, model, tap, method), points in sorted(groups.items()):
         points.sort()
         label = f"{bench} {model} {tap} {method}"
-        if method == "none":
+        if method.split(" +")[0] == "none":
             ax.axhline(
                 points[0][1], linestyle="--", linewidth=1, label=f"{label} ({points[0][0]}-d)"
             )

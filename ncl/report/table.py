@@ -11,7 +11,7 @@ from rich.table import Table
 from ncl.report.paper import CODES_NAMES, paper_figure
 
 # The number a table shows first for each protocol.
-NOT_METRICS = ("benchmark", "model", "tap", "method", "dim", "paper_codes")
+NOT_METRICS = ("benchmark", "model", "tap", "method", "dim", "rerank", "paper_codes")
 HEADLINE_METRICS = ("mAP", "medium/mAP", "N-S")
 
 
@@ -23,14 +23,31 @@ def headline_metric(metrics: Mapping[str, float]) -> tuple[str, float]:
     return key, float(metrics[key])
 
 
+def rerank_name(row: Mapping[str, Any]) -> str:
+    """A row's re-ranker by name ("none" for results written before re-ranking existed)."""
+    return str((row.get("rerank") or {}).get("name", "none"))
+
+
+def with_rerank(label: str, rerank: str) -> str:
+    """A compression's label with the re-ranker after it, e.g. "pca 32 +dba+alpha_qe"."""
+    return label if rerank == "none" else f"{label} +{rerank}"
+
+
 def print_rows(title: str, rows: Sequence[Any], console: Console | None = None) -> None:
-    """One line per (tap, compression): every metric of the protocol, to 4 decimals."""
+    """One line per (tap, compression, re-ranker): every metric of the protocol, to 4 decimals."""
     metric_names = list(rows[0].metrics)
     table = Table(title=title)
-    for column in ("tap", "compression", "dim", *metric_names):
-        table.add_column(column, justify="left" if column in ("tap", "compression") else "right")
+    for column in ("tap", "compression", "dim", "rerank", *metric_names):
+        left = column in ("tap", "compression", "rerank")
+        table.add_column(column, justify="left" if left else "right")
     for r in rows:
-        table.add_row(r.tap, r.method, str(r.dim), *(f"{r.metrics[m]:.4f}" for m in metric_names))
+        table.add_row(
+            r.tap,
+            r.method,
+            str(r.dim),
+            rerank_name(r.__dict__),
+            *(f"{r.metrics[m]:.4f}" for m in metric_names),
+        )
     (console or Console()).print(table)
 
 
@@ -46,6 +63,7 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "tap": row["tap"],
                     "method": row["method"],
                     "dim": row["dim"],
+                    "rerank": rerank_name(row),
                     "paper_codes": (res.get("config") or {}).get("model", {}).get("paper_codes"),
                     **row["metrics"],
                 }
@@ -54,7 +72,7 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
-    """Rows (benchmark, model, tap) x columns (compression, dim) of the headline metric.
+    """Rows (benchmark, model, tap) x columns (compression, dim, re-ranker) of the headline metric.
 
     Under a row whose model reproduces a network of the paper (`paper_codes` in its config), a
     `paper:` row gives the paper's figures for the same cells (`ncl.report.paper`).
@@ -65,9 +83,14 @@ def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
     """
     full_dims = {r["dim"] for r in recs if r["method"] == "none"}
     shared_full = len(full_dims) > 1
+
+    def column(r: Mapping[str, Any]) -> tuple[str, int | None, str]:
+        dim = None if shared_full and r["method"] == "none" else r["dim"]
+        return r["method"], dim, r.get("rerank", "none")
+
     columns = sorted(
-        {(r["method"], None if shared_full and r["method"] == "none" else r["dim"]) for r in recs},
-        key=lambda c: (c[0] != "none", c[0], c[1] or 0),
+        {column(r) for r in recs},
+        key=lambda c: (c[0] != "none", c[0], c[1] or 0, c[2] != "none", c[2]),
     )
     keys = sorted({(r["benchmark"], r["model"], r["tap"]) for r in recs})
     value = {}
@@ -79,25 +102,27 @@ def markdown_table(recs: Sequence[Mapping[str, Any]]) -> str:
         codes[key] = r.get("paper_codes")
         if shared_full and r["method"] == "none":
             size[key] = r["dim"]
-            value[(*key, "none", None)] = (name, v)
-        else:
-            value[(*key, r["method"], r["dim"])] = (name, v)
+        value[(*key, *column(r))] = (name, v)
     metric = next(iter(value.values()))[0] if value else ""
     header = [
         "benchmark",
         "model",
         "tap",
         *(["dim"] if shared_full else []),
-        *(f"{m} {d}" if m != "none" else "full" if d is None else f"full {d}" for m, d in columns),
+        *(
+            with_rerank(f"{m} {d}" if m != "none" else "full" if d is None else f"full {d}", rr)
+            for m, d, rr in columns
+        ),
     ]
     lines = [f"metric: {metric}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in keys:
-        cells = [
-            f"{value[(*key, m, d)][1]:.4f}" if (*key, m, d) in value else "" for m, d in columns
-        ]
+        cells = [f"{value[(*key, *c)][1]:.4f}" if (*key, *c) in value else "" for c in columns]
         dim = [str(size.get(key, ""))] if shared_full else []
         lines.append("| " + " | ".join([*key, *dim, *cells]) + " |")
-        paper = [paper_figure(key[0], codes[key], key[2], m, d) for m, d in columns]
+        paper = [
+            paper_figure(key[0], codes[key], key[2], m, d) if rr == "none" else None
+            for m, d, rr in columns
+        ]
         if any(v is not None for v in paper):
             name = f"paper: AlexNet {CODES_NAMES[codes[key]]}"
             cells = ["" if v is None else f"{v:.3f}" for v in paper]
