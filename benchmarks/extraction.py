@@ -106,18 +106,24 @@ def repeated(images: ImageSet, times: int) -> ImageSet:
     )
 
 
+def demo_images(n: int) -> ImageSet:
+    """`n` JPEGs of the demo benchmark (built once in the temporary folder), repeated as needed."""
+    os.environ.setdefault("NCL_DEMO_OPENCV_DIR", "")
+    demo = Path(tempfile.gettempdir()) / "ncl-bench-demo"
+    build_demo(demo)
+    files = sorted((demo / "jpg").glob("*.jpg"))
+    files = (files * (n // len(files) + 1))[:n]
+    return ImageSet("bench", [f"{i:06d}" for i in range(len(files))], files)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--memory", action="store_true")
     args = parser.parse_args()
-    os.environ.setdefault("NCL_DEMO_OPENCV_DIR", "")
-    demo = Path(tempfile.gettempdir()) / "ncl-bench-demo"
-    build_demo(demo)
-    files = sorted((demo / "jpg").glob("*.jpg"))
-    files = (files * (args.images // len(files) + 1))[: args.images]
-    images = ImageSet("bench", [f"{i:06d}" for i in range(len(files))], files)
+    images = demo_images(args.images)
+    files = list(images.files)
     print(
         f"{len(files)} JPEGs, batch {BATCH}, {args.workers} loader workers, {torch.get_num_threads()} torch threads"
     )

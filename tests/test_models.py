@@ -99,7 +99,9 @@ def test_num_classes_sets_the_last_tap(name: str, batch: torch.Tensor) -> None:
 
 def test_unknown_tap_is_refused(batch: torch.Tensor) -> None:
     backbone = create_backbone("alexnet", pretrained=False)
-    with pytest.raises(ValueError, match=r"unknown tap\(s\) \['fc6'\]; available: \['l5', 'l6'"):
+    with pytest.raises(
+        ValueError, match=r"unknown tap\(s\) \['fc6'\]; available: \['conv', 'l5', 'l6'"
+    ):
         backbone.codes(batch, ["fc6"])
 
 
@@ -112,7 +114,7 @@ def calls(module: nn.Module) -> list[int]:
 def test_codes_run_one_pass_and_stop_at_the_highest_tap(batch: torch.Tensor) -> None:
     backbone = create_backbone("alexnet", pretrained=False).eval()
     features, fc6, fc8 = (
-        calls(backbone.features),
+        calls(backbone.features[0]),
         calls(backbone.classifier[1]),
         calls(backbone.classifier[6]),
     )

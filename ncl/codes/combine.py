@@ -14,6 +14,7 @@ search and the fitted PCA bases treat it alike.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,12 @@ def tap_parts(tap: str) -> tuple[str, list[str]]:
     if len(parts) < 2 or not all(parts):
         raise ValueError(f"tap {tap!r}: every part of a combination needs a name")
     return op, parts
+
+
+def rename_parts(tap: str, rename: Callable[[str], str]) -> str:
+    """`tap` with every part renamed (`conv+l7` -> `conv-gem3+l7`), the operator kept."""
+    op, parts = tap_parts(tap)
+    return op.join(rename(p) for p in parts) if op else rename(tap)
 
 
 def base_taps(taps: list[str]) -> list[str]:

@@ -5,6 +5,9 @@ process's codes in small shards as they come, atomically, so an interrupted run 
 images it has not done yet. When every image is done the shards are merged, in image-set order
 and de-duplicated by index (a DistributedSampler pads the last batch with repeats), into one
 code set per tap. Unreadable images are left out and listed in each set's meta.json.
+
+The `conv` map tap is pooled before it is stored, at one scale or several (`extraction.scales`):
+`ncl.models.descriptor` computes the codes and names their code sets (`conv-gem3`).
 """
 
 from __future__ import annotations
@@ -37,15 +40,19 @@ from ncl.codes.store import (
     write_ids,
 )
 from ncl.data.images import ImageSet, ImageSetDataModule
-from ncl.data.transforms import extraction_transform
+from ncl.data.transforms import MultiScale, extraction_transform
 from ncl.models import Backbone
+from ncl.models.descriptor import Descriptor, check_scales
+from ncl.models.pooling import Pooling
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """How to run an extraction; none of these change the codes except `dtype`."""
+    """How to run an extraction; none of these change the codes except `dtype` and `scales`
+    (the image sizes, relative to the network's input size, whose pooled `conv` codes are
+    averaged: multi-scale, `ncl.models.descriptor`)."""
 
     batch_size: int = 32
     num_workers: int = 2
@@ -56,8 +63,10 @@ class ExtractionSettings:
     dtype: str = "float32"
     shard_size: int = 1024
     progress: bool = True
+    scales: Sequence[float] = (1.0,)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", check_scales(list(self.scales)))
         if self.dtype not in CODE_DTYPES:
             raise ValueError(
                 f"extraction.dtype must be one of {', '.join(CODE_DTYPES)}, got {self.dtype!r}"
@@ -75,18 +84,27 @@ class ExtractionSettings:
 
 
 class CodeExtractor(pl.LightningModule):
-    def __init__(self, backbone: Backbone, taps: Sequence[str]) -> None:
+    """Codes of `taps` (keyed by their code names) of a batch, or of one batch per scale."""
+
+    def __init__(
+        self, backbone: Backbone, taps: Sequence[str], descriptor: Descriptor | None = None
+    ) -> None:
         super().__init__()
         # channels_last for weights and inputs: the faster convolution kernels on CPU and GPU
         self.backbone = backbone.to(memory_format=torch.channels_last)
         self.taps = list(taps)
+        self.descriptor = descriptor or Descriptor()
+        self.pooling = self.descriptor.pooling  # a submodule: moved to the device with the rest
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         images, indices, failed = batch
-        if images.numel() == 0:
+        if len(indices) == 0:
             return {"index": indices, "failed": failed, "codes": {}}
-        images = images.to(memory_format=torch.channels_last)
-        codes = self.backbone.codes(images, self.taps)
+        if isinstance(images, torch.Tensor):
+            images = images.to(memory_format=torch.channels_last)
+        else:
+            images = [x.to(memory_format=torch.channels_last) for x in images]
+        codes = self.descriptor.codes(self.backbone, images, self.taps)
         return {
             "index": indices,
             "failed": failed,
@@ -179,7 +197,9 @@ class Extraction:
     `backbone` is the network, or a function that builds it, called only when some tap's codes
     are missing or stale. Each tap's code set is an artifact of the cache made from the images
     (their files, boxes and rotations), the network (`model` and `weights`, a stamp of its weights
-    file where there is one) and the stored dtype: changing any of them extracts again.
+    file where there is one) and the stored dtype, and for the `conv` map the `pooling` and
+    `settings.scales`: changing any of them extracts again. Code sets are stored, and `run`
+    returns them, under their code names (`conv` pooled by GeM: `conv-gem3`).
     """
 
     images: ImageSet
@@ -189,15 +209,23 @@ class Extraction:
     store: CodeStore
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
     weights: str = ""
+    pooling: Pooling | None = None
+
+    def __post_init__(self) -> None:
+        self.descriptor = Descriptor(self.pooling, self.settings.scales)
+        self.code_names = self.descriptor.code_names(self.taps)
 
     def artifact(self, tap: str) -> Artifact:
+        """The code set of `tap` (a network tap or its code name)."""
         inputs = {
             "images": self.images.fingerprint(),
             "model": self.model,
             "weights": self.weights,
             "dtype": self.settings.dtype,
+            **self.descriptor.inputs(tap),
         }
-        return self.store.artifact(self.model, self.images.name, tap, inputs)
+        name = self.descriptor.code_name(tap)
+        return self.store.artifact(self.model, self.images.name, name, inputs)
 
     def run(self) -> dict[str, CodeSet]:
         """Every tap's code set, extracting in one pass the taps that are not current."""
@@ -210,7 +238,7 @@ class Extraction:
             missing = [t for t in self.taps if not self._usable(t)]
             if missing:
                 self._extract(missing)
-        return {t: self.store.read(self.model, self.images.name, t) for t in self.taps}
+        return {t: self.store.read(self.model, self.images.name, t) for t in self.code_names}
 
     def _usable(self, tap: str) -> bool:
         """Whether the tap's stored codes are current and load; damaged ones are set aside."""
@@ -257,13 +285,17 @@ class Extraction:
             self.model,
             ", ".join(taps),
         )
+        sizes = self.descriptor.sizes(backbone.input_size)
         data = ImageSetDataModule(
             images,
-            extraction_transform(backbone.mean, backbone.std, backbone.input_size),
+            extraction_transform(backbone.mean, backbone.std, sizes[0])
+            if len(sizes) == 1
+            else MultiScale(backbone.mean, backbone.std, sizes),
             indices=todo,
             batch_size=settings.batch_size,
             num_workers=settings.num_workers,
         )
+        names = [self.descriptor.code_name(t) for t in taps]
         with quiet_lightning():
             trainer = pl.Trainer(
                 accelerator=settings.accelerator,
@@ -274,11 +306,13 @@ class Extraction:
                 enable_checkpointing=False,
                 enable_progress_bar=settings.progress,
                 enable_model_summary=False,
-                callbacks=[ShardWriter(partial_dir, taps, settings.shard_size, settings.dtype)],
+                callbacks=[ShardWriter(partial_dir, names, settings.shard_size, settings.dtype)],
             )
             try:
                 trainer.predict(
-                    CodeExtractor(backbone, taps), datamodule=data, return_predictions=False
+                    CodeExtractor(backbone, taps, self.descriptor),
+                    datamodule=data,
+                    return_predictions=False,
                 )
             except SystemExit:  # Lightning's answer to Ctrl-C: a graceful stop, then exit(1)
                 if not trainer.interrupted:
@@ -306,12 +340,17 @@ class Extraction:
 
     def _publish(self, partial_dir: Path, taps: Sequence[str], backbone: Backbone) -> None:
         images = self.images
+        sizes = self.descriptor.sizes(backbone.input_size)
         meta = {
             "model": self.model,
             "backbone": backbone.config,
             "image_set": images.name,
             "transform": {
-                "resize": [backbone.input_size, backbone.input_size],
+                "resize": [backbone.input_size, backbone.input_size]
+                if len(sizes) == 1
+                else [[s, s] for s in sizes],
+                "scales": list(self.descriptor.scales),
+                "pooling": self.pooling.name if self.pooling is not None else None,
                 "crop": "none (aspect ratio not kept)",
                 "mean": list(backbone.mean),
                 "std": list(backbone.std),
@@ -320,9 +359,8 @@ class Extraction:
                 "rotations": len(images.rotations),
             },
         }
-        merge_shards(
-            partial_dir, images, {t: self.artifact(t) for t in taps}, self.settings.dtype, meta
-        )
+        artifacts = {self.descriptor.code_name(t): self.artifact(t) for t in taps}
+        merge_shards(partial_dir, images, artifacts, self.settings.dtype, meta)
         shutil.rmtree(partial_dir, ignore_errors=True)
 
 

@@ -1,4 +1,6 @@
-"""Neural codes (paper section 3): the activations of a network's taps, as a code source."""
+"""Neural codes (paper section 3): the activations of a network's taps, as a code source; and,
+beyond the paper, the network's last convolutional map pooled (`pooling`), at one scale or
+several (`settings.scales`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeSet, CodeStore
 from ncl.data.images import ImageSet
 from ncl.models import Backbone, BackboneSpec
+from ncl.models.descriptor import Descriptor
+from ncl.models.pooling import Pooling
 
 
 @dataclass
@@ -18,6 +22,10 @@ class NeuralCodes:
     `network`): a randomly initialised one (`pretrained=False`) then encodes every image set of
     the run (database, queries, fit set) with the same weights, and the fixed seed makes a later
     run's the same too.
+
+    With a `pooling`, the `conv` map tap is pooled by it; `taps` are then code names: `conv` is
+    replaced by the name of its pooled codes (`conv-gem3`, with several `settings.scales`
+    `conv-gem3-ms1_0.7071_0.5`), under which they are stored and reported.
     """
 
     backbone: BackboneSpec
@@ -25,6 +33,10 @@ class NeuralCodes:
     store: CodeStore
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
     network: Backbone | None = None
+    pooling: Pooling | None = None
+
+    def __post_init__(self) -> None:
+        self.taps = Descriptor(self.pooling, self.settings.scales).code_names(self.taps)
 
     @property
     def name(self) -> str:
@@ -44,5 +56,6 @@ class NeuralCodes:
             self.store,
             self.settings,
             weights=self.backbone.weights,
+            pooling=self.pooling,
         )
         return extraction.run()

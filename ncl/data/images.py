@@ -154,18 +154,21 @@ class ImageSetDataset(Dataset):
 
 
 def collate_skipping_failures(
-    batch: list[tuple[torch.Tensor | None, int]],
-) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Stack the readable images; hand on the indices of the unreadable ones."""
+    batch: list[tuple[torch.Tensor | tuple[torch.Tensor, ...] | None, int]],
+) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor, list[int]]:
+    """Stack the readable images (a transform giving one tensor per scale: a stack per scale);
+    hand on the indices of the unreadable ones."""
     good = [(x, i) for x, i in batch if x is not None]
     failed = [i for x, i in batch if x is None]
     if not good:
         return torch.empty(0), torch.empty(0, dtype=torch.long), failed
-    return (
-        torch.stack([x for x, _ in good]),
-        torch.tensor([i for _, i in good], dtype=torch.long),
-        failed,
+    first = good[0][0]
+    images = (
+        tuple(torch.stack(scale) for scale in zip(*(x for x, _ in good), strict=True))
+        if isinstance(first, tuple)
+        else torch.stack([x for x, _ in good])
     )
+    return images, torch.tensor([i for _, i in good], dtype=torch.long), failed
 
 
 class ImageSetDataModule(pl.LightningDataModule):

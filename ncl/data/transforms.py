@@ -6,6 +6,8 @@ Oxford/Paris are first cropped to their bounding box, and Holidays images may be
 a multiple of 90 degrees; both happen before resizing, in the original image's pixels. Resizing
 the uint8 tensor with antialiasing before converting to float is torchvision's fast path.
 
+Multi-scale extraction decodes an image once and resizes it once per scale (`MultiScale`).
+
 Fine-tuning uses the classic ImageNet augmentation instead: a random resized crop and a
 horizontal flip.
 """
@@ -20,7 +22,14 @@ from torchvision.transforms import v2
 
 from ncl.io.geometry import BBox, crop_box, quarter_turns
 
-__all__ = ["BBox", "crop_box", "extraction_transform", "rotate90", "training_transform"]
+__all__ = [
+    "BBox",
+    "MultiScale",
+    "crop_box",
+    "extraction_transform",
+    "rotate90",
+    "training_transform",
+]
 
 
 def extraction_transform(
@@ -34,6 +43,17 @@ def extraction_transform(
             v2.Normalize(list(mean), list(std)),
         ]
     )
+
+
+class MultiScale:
+    """uint8 image -> one `extraction_transform` of it per size in `sizes` (a tuple), each
+    resized from the decoded image itself, so that no scale is a resize of a resize."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], sizes: Sequence[int]) -> None:
+        self.transforms = [extraction_transform(mean, std, size) for size in sizes]
+
+    def __call__(self, image: Tensor) -> tuple[Tensor, ...]:
+        return tuple(t(image) for t in self.transforms)
 
 
 def training_transform(

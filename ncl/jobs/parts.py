@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ncl.codes.combine import CombinedTaps, base_taps
+from ncl.codes.combine import CombinedTaps, base_taps, rename_parts
 from ncl.codes.extraction import ExtractionSettings
 from ncl.codes.neural import NeuralCodes
 from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeStore
 from ncl.jobs.config import as_list, build
 from ncl.models import BackboneSpec
+from ncl.models.descriptor import Descriptor
+from ncl.models.pooling import Pooling
 
 
 def check_options(cfg: DictConfig) -> None:
     """Build every part whose options can be checked without data, before any work starts
     (the benchmark reader may generate the demo, extraction writes codes): a bad value fails
     here, with the option's name and what it allows, and nothing is written."""
-    ExtractionSettings(**cfg.extraction)
+    settings = ExtractionSettings(**cfg.extraction)
     if cfg.get("search"):
         build(cfg.search)
     if cfg.get("rerank"):
@@ -26,22 +28,31 @@ def check_options(cfg: DictConfig) -> None:
         build(cfg.compression, fit_on=None)  # its image set is read once the benchmark is
     if not cfg.get("encoder"):
         build(cfg.model)
+        taps = base_taps([str(t) for t in as_list(cfg.taps)])
+        Descriptor(pooling(cfg), settings.scales).code_names(taps)
+
+
+def pooling(cfg: DictConfig) -> Pooling | None:
+    """The pooling of the `conv` map that `pooling=` selects (none: None)."""
+    return build(cfg.pooling) if cfg.get("pooling") else None
 
 
 def code_source(cfg: DictConfig, *, build_backbone: bool = False) -> CodeSource:
     """The code source a job's config asks for: the local-feature encoder `encoder` when one is
     selected, else the taps (plain or combined) of the network `model`. `build_backbone` builds
-    the network now (extract.py always extracts something: a missing weights file fails first)."""
+    the network now (extract.py always extracts something: a missing weights file fails first).
+    With `pooling=<name>`, the `conv` tap is pooled and its codes are named after the pooling
+    (and `extraction.scales`), in combinations too: `taps=[conv]` gives `conv-gem3`."""
     store = CodeStore(cfg.paths.codes_dir)
     if cfg.get("encoder"):
         return build(cfg.encoder)(store=store)
     backbone: BackboneSpec = build(cfg.model)
-    taps = [str(t) for t in as_list(cfg.taps)]
+    settings = ExtractionSettings(**cfg.extraction)
+    pool = pooling(cfg)
+    descriptor = Descriptor(pool, settings.scales)
+    taps = [rename_parts(str(t), descriptor.code_name) for t in as_list(cfg.taps)]
     source = NeuralCodes(
-        backbone=backbone,
-        taps=base_taps(taps),
-        store=store,
-        settings=ExtractionSettings(**cfg.extraction),
+        backbone=backbone, taps=base_taps(taps), store=store, settings=settings, pooling=pool
     )
     if build_backbone and backbone.pretrained:
         source.build()

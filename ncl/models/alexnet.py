@@ -1,6 +1,7 @@
 """AlexNet, the network of the paper, and torchvision's variant of it.
 
-Taps (the paper's neural codes, section 3): `l5` = pool5 flattened (256 x 6 x 6 = 9216-d), `l6`,
+Taps (the paper's neural codes, section 3): `conv` = conv5 after its ReLU, before pool5, the
+256 x 13 x 13 map (at 224) that a pooling turns into codes; `l5` = pool5 flattened (256 x 6 x 6 = 9216-d), `l6`,
 `l7` = fc6, fc7 outputs *before* their ReLU (4096-d), `l8` = the logits.
 
 `alexnet` is the paper's Fig. 1 (Krizhevsky et al. 2012): 96-256-384-384-256 filters, ReLU and
@@ -67,12 +68,20 @@ class AlexNet(Backbone):
             nn.Linear(4096, num_classes),
         )
 
-    def _pool5(self, images: Tensor) -> Tensor:
-        return torch.flatten(self.avgpool(self.features(images)), 1)
+    def _conv5(self, images: Tensor) -> Tensor:
+        """conv1 .. conv5 and its ReLU: every layer of `features` but the last, pool5."""
+        x = images
+        for layer in self.features[:-1]:
+            x = layer(x)
+        return x
+
+    def _pool5(self, conv5: Tensor) -> Tensor:
+        return torch.flatten(self.avgpool(self.features[-1](conv5)), 1)
 
     def stages(self) -> Sequence[Stage]:
         c = self.classifier
         return (
+            ("conv", self._conv5),
             ("l5", self._pool5),
             ("l6", lambda x: c[1](c[0](x))),
             ("l7", lambda x: c[4](c[3](c[2](x)))),

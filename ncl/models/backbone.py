@@ -7,6 +7,10 @@ chain to its end, so the module trains as a plain classifier and the codes come 
 layers that were trained.
 
 Stages must not modify their input in place: the previous stage's output may be kept as a code.
+
+Every network has a `conv` tap, its last convolutional map before any global pooling. It comes
+out of `codes` as the B x C x H x W map, not flattened: it is never a code itself, a pooling
+(`ncl.models.pooling`) makes codes of it (`ncl.models.descriptor`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ Stage = tuple[str, Callable[[Tensor], Tensor]]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# the tap of every network's last convolutional map (B x C x H x W), pooled into codes
+MAP_TAP = "conv"
 
 
 class Backbone(nn.Module, ABC):
@@ -63,7 +70,8 @@ class Backbone(nn.Module, ABC):
 
     @property
     def tap_dims(self) -> dict[str, int]:
-        """Tap name -> code dimension, from the lowest layer to the logits."""
+        """Tap name -> code dimension, from the lowest layer to the logits (the `conv` map is
+        not a code: its pooled codes have as many dimensions as it has channels)."""
         return {**self.feature_dims, self.logits_tap: self.num_classes}
 
     @property
@@ -84,7 +92,8 @@ class Backbone(nn.Module, ABC):
         return self.codes(images, [self.logits_tap])[self.logits_tap]
 
     def codes(self, images: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
-        """The requested taps, each flattened to N x dim, from one forward pass."""
+        """The requested taps, each flattened to N x dim (the `conv` map kept N x C x H x W),
+        from one forward pass."""
         stages = self.stages()
         order = [name for name, _ in stages]
         unknown = [t for t in taps if t not in order]
@@ -99,7 +108,7 @@ class Backbone(nn.Module, ABC):
         for name, stage in stages[: last + 1]:
             x = stage(x)
             if name in wanted:
-                found[name] = torch.flatten(x, 1)
+                found[name] = x if name == MAP_TAP else torch.flatten(x, 1)
         return {t: found[t] for t in taps}
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -7,7 +7,7 @@ EfficientNet-PyTorch (lukemelas). Renamed to timm's layout they load strictly in
 were trained on inputs in [-1, 1]: mean = std = 0.5. Lite1 and lite2 were trained at 240 and 260
 pixels; the extraction protocol feeds every network 224x224 images.
 
-Taps: `pool` (1280-d) and `logits`, see `ncl.models.pooled`.
+Taps: `conv` (1280 x 7 x 7), `pool` (1280-d) and `logits`, see `ncl.models.pooled`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ _SEPARABLE = {
 
 
 class EfficientNetLite(PooledClassifier):
-    def pooled(self, images: Tensor) -> Tensor:
-        return self.net.forward_head(self.net.forward_features(images), pre_logits=True)
+    def feature_map(self, images: Tensor) -> Tensor:
+        return self.net.forward_features(images)
+
+    def pooled(self, feature_map: Tensor) -> Tensor:
+        return self.net.forward_head(feature_map, pre_logits=True)
 
 
 def timm_state_dict(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:

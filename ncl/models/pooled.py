@@ -1,8 +1,8 @@
 """Global-pooled ImageNet classifiers (EfficientNet-Lite, MobileNetV2) as backbones.
 
 For these networks the "pre-logits" features *are* the pooled features (one linear layer follows),
-so there are two taps: `pool` = the last convolutional block, global-average-pooled (1280-d), and
-`logits`. The wrapped network keeps its own module names, so its published weights load as they
+so there are three taps: `conv` = the last convolutional block's map (1280 x 7 x 7 at 224; a
+pooling turns it into codes), `pool` = that map global-average-pooled (1280-d), and `logits`. The wrapped network keeps its own module names, so its published weights load as they
 are. `pooled` includes the network's dropout before the last layer: in eval mode (extraction)
 dropout is an identity, in training mode the last layer sees what it always saw.
 """
@@ -18,7 +18,8 @@ from ncl.models.backbone import Backbone, Stage
 
 
 class PooledClassifier(Backbone):
-    """`net`, split as `pooled` (features, pool, dropout) -> the linear layer `net.<head_name>`."""
+    """`net`, split as `feature_map` -> `pooled` (pool, dropout) -> the linear layer
+    `net.<head_name>`."""
 
     def __init__(
         self,
@@ -34,11 +35,15 @@ class PooledClassifier(Backbone):
         self.feature_dims = {"pool": self.head.in_features}
 
     @abstractmethod
-    def pooled(self, images: Tensor) -> Tensor:
-        """N x 1280 pooled features of the last convolutional block."""
+    def feature_map(self, images: Tensor) -> Tensor:
+        """N x 1280 x H x W: the last convolutional block, before global pooling."""
+
+    @abstractmethod
+    def pooled(self, feature_map: Tensor) -> Tensor:
+        """N x 1280: `feature_map` globally pooled as the classifier sees it."""
 
     def stages(self) -> Sequence[Stage]:
-        return (("pool", self.pooled), ("logits", self.head))
+        return (("conv", self.feature_map), ("pool", self.pooled), ("logits", self.head))
 
     @property
     def head(self) -> nn.Linear:
