@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from ncl.report.paired import paired_table
 from ncl.report.paper import paper_figure
 from ncl.report.table import NOT_METRICS, headline_metric, markdown_table, records, with_rerank
 
@@ -75,8 +76,13 @@ def plot_metric_vs_dim(recs: Sequence[dict[str, Any]], path: Path) -> None:
 
 def write_report(root: str | Path) -> Path:
     root = Path(root)
-    recs = records(load_results(root))
-    (root / "report.md").write_text(markdown_table(recs))
+    results = load_results(root)
+    recs = records(results)
+    text = markdown_table(recs)
+    if all(row.get("per_query") for res in results for row in res["rows"]):
+        text += "\n## Each row with its standard error, paired with the reference\n\n"
+        text += paired_table(results)
+    (root / "report.md").write_text(text)
     fields = list(dict.fromkeys(k for r in recs for k in r))
     with open(root / "report.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
