@@ -280,6 +280,7 @@ def test_a_sweep_over_encoders_is_one_command_with_one_report(
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True, text=True)
     lines = (sweep / "report.md").read_text().splitlines()
     assert lines[2] == "| benchmark | model | tap | dim | full | pca 4 |"
-    rows = {line.split(" | ")[2]: line for line in lines[4:]}
+    table = lines[4 : lines.index("", 4)]  # the paired table follows after a blank line
+    rows = {line.split(" | ")[2]: line for line in table}
     assert rows.keys() == {"bovw", "vlad"}
     assert " | 32 | " in rows["bovw"] and " | 4096 | " in rows["vlad"]

@@ -72,14 +72,17 @@ def paired_table(
     """Markdown: per group, each row's figure ± SE and its paired difference to the reference
     (bold where it exceeds twice its standard error)."""
     entries = _entries(results)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, dict[tuple, dict[str, Any]]] = {}
     for e in entries:
-        groups.setdefault((e["benchmark"], e["model"], str(e["size"])), []).append(e)
+        group = groups.setdefault((e["benchmark"], e["model"], str(e["size"])), {})
+        # the same row from several jobs of a sweep (e.g. `pool` beside each pooling) once
+        group.setdefault((e["tap"], e["compression"], e["dim"], e["rerank"]), e)
     header = "| benchmark | model | size | tap | compression | dim | rerank | figure ± SE | Δ vs reference ± SE |"
     lines = [header, "|" + "---|" * 9]
-    for (bench, model, size), group in sorted(
+    for (bench, model, size), rows in sorted(
         groups.items(), key=lambda g: (g[0][0], g[0][1], g[0][2] != "full", g[0][2].zfill(6))
     ):
+        group = list(rows.values())
         ref = next((e for e in group if _matches(e, reference)), None)
         ordered = ([ref] if ref else []) + [e for e in group if e is not ref]
         for e in ordered:
