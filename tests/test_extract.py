@@ -8,24 +8,10 @@ from helpers.paths import ROOT
 
 from ncl.codes.extraction import CodeExtractor, Extraction, ExtractionSettings, merge_shards
 from ncl.codes.store import CodeStore
-from ncl.data.images import ImageSet, folder_image_set
+from ncl.data.images import ImageSet
 from ncl.data.transforms import extraction_transform
-from ncl.models import create_backbone
 
 SETTINGS = ExtractionSettings(batch_size=4, num_workers=0, shard_size=4, progress=False)
-
-
-@pytest.fixture(scope="module")
-def backbone():
-    torch.manual_seed(0)
-    return create_backbone("mobilenet_v2", pretrained=False).eval()
-
-
-@pytest.fixture
-def images(tmp_path):
-    for i in range(10):
-        write_jpeg(tmp_path / "imgs" / f"im{i:02d}.jpg", size=(40 + i, 30), seed=i)
-    return folder_image_set("toy", tmp_path / "imgs")
 
 
 def direct_codes(backbone, images: ImageSet, tap: str) -> np.ndarray:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from helpers.fixtures_official import write_oxford, write_revisited, write_ukb
 from helpers.images import write_jpeg
 from helpers.paths import CONF_DIR, ROOT
@@ -29,26 +28,12 @@ from ncl.codes.pca import cached_pca_basis
 from ncl.codes.store import CodeStore, write_codes
 from ncl.data.benchmarks.base import BenchmarkFormatError
 from ncl.data.benchmarks.revisited import read_revisited_gnd
-from ncl.data.images import folder_image_set
 from ncl.features.descriptors import extract_local_features
 from ncl.io.decode import UnreadableImage, read_rgb
 from ncl.jobs.evaluate import run_evaluation
 from ncl.models import create_backbone
 
 SETTINGS = ExtractionSettings(batch_size=4, num_workers=0, shard_size=4, progress=False)
-
-
-@pytest.fixture(scope="module")
-def backbone():
-    torch.manual_seed(0)
-    return create_backbone("mobilenet_v2", pretrained=False).eval()
-
-
-@pytest.fixture
-def images(tmp_path):
-    for i in range(10):
-        write_jpeg(tmp_path / "imgs" / f"im{i:02d}.jpg", size=(40 + i, 30), seed=i)
-    return folder_image_set("toy", tmp_path / "imgs")
 
 
 def results(cfg) -> dict:
