@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FAISS ?= cpu
 STAMP := $(VENV)/.ncl-installed
 
-.PHONY: demo test test-slow lint bench clean-venv
+.PHONY: demo test test-slow test-gpu lint bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	WANDB_MODE=offline $(PY) -m pytest -q -m slow
+
+test-gpu: $(STAMP)
+	bash benchmarks/gpu_check.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
