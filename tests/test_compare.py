@@ -61,3 +61,16 @@ def test_compare_refuses_runs_that_share_nothing(tmp_path):
         compare(load_run(a), other)
     with pytest.raises(SystemExit, match=r"no results\.json"):
         main([str(tmp_path / "a"), str(tmp_path / "missing")])
+
+
+def test_the_console_table_gives_the_headline_metric_its_standard_error():
+    from rich.console import Console
+
+    from ncl.eval.run import ResultRow
+    from ncl.report.table import print_rows
+
+    row = ResultRow("pool", "none", 8, {"mAP": 0.5}, {"AP": [0.0, 1.0]}, 10, "cpu")
+    console = Console(record=True, width=120)
+    print_rows("demo", [row], console)
+    text = console.export_text()
+    assert "± SE (mAP)" in text and "0.5000" in text.split("± SE (mAP)")[1]

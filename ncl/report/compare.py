@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ncl.report.stats import estimate, paired_difference
-from ncl.report.table import headline_metric
+from ncl.report.table import per_query_metric
 
 RowKey = tuple[str, str, int]
 
@@ -37,13 +37,6 @@ def load_run(path: str | Path) -> dict[str, Any]:
 
 def _rows(run: Mapping[str, Any]) -> dict[RowKey, Mapping[str, Any]]:
     return {(r["tap"], r["method"], int(r["dim"])): r for r in run["rows"]}
-
-
-def per_query_metric(row: Mapping[str, Any]) -> str:
-    """The per-query values behind the row's headline metric (mAP -> AP, medium/mAP ->
-    medium/AP, N-S -> N-S)."""
-    name, _ = headline_metric(row["metrics"])
-    return name.replace("mAP", "AP")
 
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any], top: int = 5) -> str:

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ncl.report.compare import per_query_metric
 from ncl.report.stats import Estimate, estimate, paired_difference
-from ncl.report.table import rerank_name
+from ncl.report.table import per_query_metric, rerank_name
 
 REFERENCE = {"tap": "pool", "method": ("none", "pca"), "rerank": "none"}
 

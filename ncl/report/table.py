@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ncl.report.paper import CODES_NAMES, paper_figure
+from ncl.report.stats import estimate
 
 # The number a table shows first for each protocol.
 NOT_METRICS = ("benchmark", "model", "tap", "method", "dim", "rerank", "paper_codes")
@@ -33,20 +34,31 @@ def with_rerank(label: str, rerank: str) -> str:
     return label if rerank == "none" else f"{label} +{rerank}"
 
 
+def per_query_metric(row: Mapping[str, Any]) -> str:
+    """The per-query values behind the row's headline metric (mAP -> AP, medium/mAP ->
+    medium/AP, N-S -> N-S)."""
+    name, _ = headline_metric(row["metrics"])
+    return name.replace("mAP", "AP")
+
+
 def print_rows(title: str, rows: Sequence[Any], console: Console | None = None) -> None:
-    """One line per (tap, compression, re-ranker): every metric of the protocol, to 4 decimals."""
+    """One line per (tap, compression, re-ranker): every metric of the protocol, to 4 decimals,
+    and the standard error over queries of the headline one (small benchmarks are noisy)."""
     metric_names = list(rows[0].metrics)
+    headline = headline_metric(rows[0].metrics)[0]
     table = Table(title=title)
-    for column in ("tap", "compression", "dim", "rerank", *metric_names):
+    for column in ("tap", "compression", "dim", "rerank", *metric_names, f"± SE ({headline})"):
         left = column in ("tap", "compression", "rerank")
         table.add_column(column, justify="left" if left else "right")
     for r in rows:
+        se = estimate(r.per_query.get(per_query_metric(r.__dict__), [])).se
         table.add_row(
             r.tap,
             r.method,
             str(r.dim),
             rerank_name(r.__dict__),
             *(f"{r.metrics[m]:.4f}" for m in metric_names),
+            f"{se:.4f}",
         )
     (console or Console()).print(table)
 
