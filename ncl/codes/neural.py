@@ -55,7 +55,7 @@ class NeuralCodes:
             self.taps,
             self.store,
             self.settings,
-            weights=self.backbone.weights,
+            weights=self.backbone.weights_stamp,
             pooling=self.pooling,
         )
         return extraction.run()

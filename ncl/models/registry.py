@@ -58,6 +58,11 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def has_published_weights(name: str) -> bool:
+    """Whether `name` has published weights at all (the paper's AlexNet has none)."""
+    return _REGISTRY[name].has_weights
+
+
 def create_backbone(
     name: str,
     *,
