@@ -14,6 +14,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+UMASK = os.umask(0)
+os.umask(UMASK)
+
 
 def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Call `write` on a temporary file beside `path` (folders created), then rename it to `path`."""
@@ -23,6 +26,7 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Non
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private; the target is an ordinary file
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -40,6 +40,8 @@ class ResultRow:
     compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
     rerank: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     unreadable_queries: list[str] = field(default_factory=list)  # ranked nothing, scored 0
+    top: list[list[int]] = field(default_factory=list)  # each query's first database indices
+    top_relevance: list[list[str]] = field(default_factory=list)  # positive | junk | negative
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,10 @@ def evaluate(
     rerank: Reranking | None = None,
     *,
     crop_queries: bool = True,
+    top_k: int = 20,
 ) -> list[ResultRow]:
-    """One row per tap and dimension; `rerank` (default none) runs around the search."""
+    """One row per tap and dimension; `rerank` (default none) runs around the search. Each row
+    keeps every query's first `top_k` results with their relevance, for ranking galleries."""
     rerank = rerank or Reranking()
     taps = source.taps
     t0 = time.perf_counter()
@@ -163,6 +167,11 @@ def evaluate(
                     compressor=dict(getattr(compressor, "info", {})),
                     rerank=rerank.record(),
                     unreadable_queries=queries.unreadable,
+                    top=[[int(i) for i in row[:top_k] if i >= 0] for row in ranks],
+                    top_relevance=[
+                        benchmark.protocol.relevance(q, [i for i in row[:top_k] if i >= 0])
+                        for q, row in enumerate(ranks)
+                    ],
                 )
             )
     if not rows:

@@ -14,6 +14,7 @@ from ncl.eval.compression import Compression
 from ncl.eval.run import ResultRow, evaluate, rows_as_dicts
 from ncl.jobs.config import build
 from ncl.jobs.parts import check_options, code_source
+from ncl.report.gallery import write_gallery
 from ncl.report.table import headline_metric, print_rows
 from ncl.rerank import Reranking
 from ncl.search.flat import FlatSearch
@@ -53,6 +54,14 @@ def run_evaluation(cfg: DictConfig) -> float:
             "query_names": [q.name for q in benchmark.queries],
             "database": len(benchmark.database),
             "partial": benchmark.partial,
+            "query_images": [
+                {"name": q.name, "path": str(q.path), "bbox": q.bbox if cfg.crop_queries else None}
+                for q in benchmark.queries
+            ],
+            "gallery_images": {
+                str(i): str(benchmark.database_files[i])
+                for i in sorted({i for row in rows for top in row.top for i in top})
+            },
             "fit_on": compression.record(),
             "rows": rows_as_dicts(rows),
             "seconds": time.perf_counter() - started,
@@ -60,6 +69,8 @@ def run_evaluation(cfg: DictConfig) -> float:
         },
         indent=1,
     )
+    if cfg.gallery:
+        log.info("gallery: %s", write_gallery(output_dir))
     log_rows(cfg, rows)
     title = f"{benchmark.name} · {source.name}"
     if benchmark.partial:

@@ -34,6 +34,17 @@ class Protocol(ABC):
     @abstractmethod
     def score(self, ranks: np.ndarray) -> Scores: ...
 
+    @abstractmethod
+    def relevance(self, query: int, indices: Sequence[int]) -> list[str]:
+        """What each database index is to query `query`: "positive", "junk" or "negative" (the
+        frame a ranking gallery draws around it)."""
+
+
+def _label(index: int, positives: np.ndarray, junk: np.ndarray) -> str:
+    if index in positives:
+        return "positive"
+    return "junk" if index in junk else "negative"
+
 
 def _check_ranks(ranks: np.ndarray, n_queries: int) -> np.ndarray:
     """The ranks as a 2-d integer array with one row per query, or a ValueError saying why not."""
@@ -79,6 +90,9 @@ class APProtocol(Protocol):
             ]
         )
         return Scores(metrics={"mAP": _mean(aps)}, per_query={"AP": aps.tolist()})
+
+    def relevance(self, query: int, indices: Sequence[int]) -> list[str]:
+        return [_label(i, self.positives[query], self.junk[query]) for i in indices]
 
 
 class RevisitedProtocol(Protocol):
@@ -137,6 +151,11 @@ class RevisitedProtocol(Protocol):
                 per_query[f"{setup}/P@{k}"] = prs[:, c].tolist()
         return Scores(metrics=metrics, per_query=per_query)
 
+    def relevance(self, query: int, indices: Sequence[int]) -> list[str]:
+        """As the medium setup sees them (easy and hard positives, junk junk)."""
+        positives, junk = self.setups["medium"]
+        return [_label(i, positives[query], junk[query]) for i in indices]
+
 
 class UKBProtocol(Protocol):
     """UKB's N-S score: how many of the query's group (itself included) are in its top 4.
@@ -157,3 +176,10 @@ class UKBProtocol(Protocol):
         same = valid & (self.groups[np.where(valid, top, 0)] == self.groups[:, None])
         hits = same.sum(axis=1).astype(np.float64)
         return Scores(metrics={"N-S": _mean(hits)}, per_query={"N-S": hits.tolist()})
+
+    def relevance(self, query: int, indices: Sequence[int]) -> list[str]:
+        group = self.groups[query]
+        return [
+            "positive" if 0 <= i < self.groups.size and self.groups[i] == group else "negative"
+            for i in indices
+        ]

@@ -26,13 +26,17 @@ def load_run(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     try:
-        return json.loads(file.read_text())
+        run = json.loads(file.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{file}: no results.json (is it an evaluate.py run folder?)"
         ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{file}: not valid JSON ({e})") from e
+    gallery = file.parent / "gallery.html"
+    if gallery.is_file():
+        run["gallery"] = str(gallery)
+    return run
 
 
 def _rows(run: Mapping[str, Any]) -> dict[RowKey, Mapping[str, Any]]:
