@@ -8,6 +8,10 @@ Codes are random but clustered (points scattered around 2,000 centres), L2-norma
 (search, expand, search again). DBA: k = 10, alpha = 3 over the whole database (each code's 10
 nearest other codes: a database x database product). The numpy DBA runs over the first
 `--numpy-rows` codes only (a rate either way: the table says how many rows each method did).
+IVF DBA (`--nlist`, each `--nprobe`): the same, its neighbours from an inverted file; its
+accuracy against the exact DBA of the same run: the recall of the exact 10 neighbours (the mean
+fraction of each code's exact neighbours it finds) and the max / mean difference of the
+augmented codes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from ncl.compress.base import l2_normalize
 from ncl.rerank import AlphaQueryExpansion, DatabaseAugmentation, Reranking
+from ncl.rerank.neighbours import weighted_mean
 from ncl.search.flat import FlatSearch
 
 BATCH = 1000  # rows per numpy matrix product
@@ -50,6 +55,12 @@ def numpy_mean(q: np.ndarray, x: np.ndarray, near: np.ndarray, alpha: float) -> 
     return l2_normalize(q + np.einsum("nk,nkd->nd", weights, x[near]))
 
 
+def recall(exact: np.ndarray, found: np.ndarray) -> float:
+    """The mean fraction of each row's exact neighbours (-1: none) that `found` holds too."""
+    hits = (exact[:, :, None] == found[:, None, :]).any(axis=2) & (exact >= 0)
+    return float(hits.sum() / max((exact >= 0).sum(), 1))
+
+
 def timed(f, *args):
     start = time.perf_counter()
     out = f(*args)
@@ -60,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a 10x smaller database")
     parser.add_argument("--numpy-rows", type=int, default=5000, help="numpy DBA rows (a rate)")
+    parser.add_argument("--nlist", type=int, default=1024, help="IVF DBA: k-means lists")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16], help="IVF DBA rows")
     args = parser.parse_args()
     n, d = (10_000 if args.quick else 100_000), 256
     x = clustered(n, d, 2000, seed=0)
@@ -81,13 +94,23 @@ def main() -> None:
         [len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(ncl_qe, np_qe, strict=True)]
     )
 
-    ncl_dba, t_ncl_dba = timed(dba.compute, x, owner, False)
+    def augment(dba: DatabaseAugmentation) -> tuple[np.ndarray, np.ndarray]:
+        near = dba.neighbours(x, owner, use_gpu=False)
+        return near, weighted_mean(x, x, near, dba.alpha)
+
+    (exact_near, ncl_dba), t_ncl_dba = timed(augment, dba)
     rows = min(args.numpy_rows, n)
     sub = x[:rows]
     np_dba, t_np_dba = timed(
         lambda: numpy_mean(sub, x, numpy_top(sub, x, dba.k, skip=np.arange(rows)), dba.alpha)
     )
     diff = float(np.abs(np_dba - ncl_dba[:rows]).max())
+    ivf = []
+    for nprobe in args.nprobe:
+        approx = DatabaseAugmentation(dba.k, dba.alpha, nlist=min(args.nlist, n), nprobe=nprobe)
+        (near, codes), t = timed(augment, approx)
+        gap = np.abs(codes - ncl_dba)
+        ivf.append((approx, t, recall(exact_near, near), float(gap.max()), float(gap.mean())))
 
     print(f"{n:,} x {d} clustered codes, 1,000 queries")
     print("| step | ncl s (rows) | numpy s (rows) | numpy s scaled to all | speed-up | agreement |")
@@ -101,6 +124,12 @@ def main() -> None:
         f"| DBA k=10 a=3 | {t_ncl_dba:.2f} ({n:,}) | {t_np_dba:.2f} ({rows:,}) | {scaled:.1f} "
         f"| {scaled / t_ncl_dba:.1f}x | max diff {diff:.1e} |"
     )
+    for approx, t, hit, most, mean in ivf:
+        print(
+            f"| DBA k=10 a=3, IVF nlist={approx.nlist} nprobe={approx.nprobe} | {t:.2f} ({n:,}) "
+            f"| {t_np_dba:.2f} ({rows:,}) | {scaled:.1f} | {scaled / t:.1f}x "
+            f"| recall@10 {hit:.4f}, vs exact max diff {most:.1e}, mean {mean:.1e} |"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from helpers.fixtures_official import write_oxford
 
 from ncl.compress.base import l2_normalize
+from ncl.jobs.config import build
 from ncl.jobs.evaluate import run_evaluation
 from ncl.report.table import markdown_table, records
 from ncl.rerank import (
@@ -17,7 +18,7 @@ from ncl.rerank import (
     DatabaseKey,
     Reranking,
 )
-from ncl.rerank.neighbours import top_images
+from ncl.rerank.neighbours import ivf_self_rank, top_images
 from ncl.search.flat import FlatSearch
 
 
@@ -126,6 +127,62 @@ def test_dba_codes_are_cached_reused_and_remade_when_an_input_changes(tmp_path, 
     DatabaseAugmentation(k=3, alpha=3).augment(database, owner, key)
     assert len(made) == 3
     assert len(list(tmp_path.glob("dba-*/codes.npy"))) == 3
+    # the neighbour settings are inputs too: IVF, then another nprobe, each made once
+    for nprobe in (2, 2, 4):
+        DatabaseAugmentation(k=2, alpha=3, nlist=4, nprobe=nprobe).augment(database, owner, key)
+    assert len(made) == 5
+    assert len(list(tmp_path.glob("dba-*/codes.npy"))) == 5
+
+
+def clustered(n: int, dim: int, centres: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, dim))
+    return l2_normalize(means[rng.integers(centres, size=n)] + 0.7 * rng.normal(size=(n, dim)))
+
+
+def neighbour_recall(exact: np.ndarray, found: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(exact, found, strict=True)])
+    )
+
+
+def test_ivf_dba_probing_every_list_is_exact_dba():
+    database = clustered(3000, 32, 40, seed=3)
+    owner = one_code_each(database)
+    exact = DatabaseAugmentation(k=10, alpha=3)
+    ivf = DatabaseAugmentation(k=10, alpha=3, nlist=32, nprobe=32)
+    np.testing.assert_array_equal(
+        ivf.neighbours(database, owner), exact.neighbours(database, owner)
+    )
+    np.testing.assert_array_equal(ivf.augment(database, owner), exact.augment(database, owner))
+    # several codes per image: still image-level neighbours, each at its best code
+    turned = np.concatenate([database, l2_normalize(database + 0.05)])
+    owners = np.concatenate([owner, owner])
+    exact, ivf = DatabaseAugmentation(k=5), DatabaseAugmentation(k=5, nlist=32, nprobe=32)
+    np.testing.assert_array_equal(ivf.neighbours(turned, owners), exact.neighbours(turned, owners))
+
+
+def test_ivf_dba_with_few_lists_probed_finds_most_exact_neighbours():
+    database = clustered(4000, 32, 40, seed=4)
+    owner = one_code_each(database)
+    exact = DatabaseAugmentation(k=10).neighbours(database, owner)
+    # measured: 0.953 with nprobe 1 (each code's own list), 0.994 with 2, 0.999 with 4
+    for nprobe, bound in ((1, 0.9), (4, 0.98)):
+        found = DatabaseAugmentation(k=10, nlist=32, nprobe=nprobe).neighbours(database, owner)
+        assert neighbour_recall(exact, found) > bound
+    # the raw IVF search: itself first, seeded (the same lists each time)
+    rows = ivf_self_rank(database, 3, nlist=32, nprobe=2)
+    np.testing.assert_array_equal(rows[:, 0], owner)
+    np.testing.assert_array_equal(rows, ivf_self_rank(database, 3, nlist=32, nprobe=2))
+
+
+def test_ivf_dba_records_its_settings_and_exact_dba_keeps_its_record():
+    assert DatabaseAugmentation(k=10, alpha=3).params() == {"k": 10, "alpha": 3}
+    ivf = Reranking(dba=DatabaseAugmentation(k=10, alpha=3, nlist=64))
+    assert ivf.record()["dba"] == {"k": 10, "alpha": 3, "nlist": 64, "nprobe": 8}
+    assert DatabaseAugmentation(nlist=4).params()["nprobe"] == 4  # at most nlist
+    with pytest.raises(ValueError, match=r"rerank\.dba\.nlist=64 is more than the database's 20"):
+        DatabaseAugmentation(nlist=64).augment(np.eye(20, dtype=np.float32), np.arange(20))
 
 
 @pytest.mark.parametrize(
@@ -137,6 +194,11 @@ def test_dba_codes_are_cached_reused_and_remade_when_an_input_changes(tmp_path, 
         (lambda: DatabaseAugmentation(k=True), "rerank.dba.k"),
         (lambda: DatabaseAugmentation(alpha="3"), "rerank.dba.alpha"),
         (lambda: Reranking(qe=DatabaseAugmentation()), "rerank.qe"),
+        (lambda: DatabaseAugmentation(nlist=0), "rerank.dba.nlist"),
+        (lambda: DatabaseAugmentation(nlist=1024.0), "rerank.dba.nlist"),
+        (lambda: DatabaseAugmentation(nlist=16, nprobe=0), "rerank.dba.nprobe"),
+        (lambda: DatabaseAugmentation(nlist=16, nprobe=32), "rerank.dba.nprobe"),
+        (lambda: DatabaseAugmentation(nprobe=8), "rerank.dba.nprobe"),
     ],
 )
 def test_bad_options_are_refused_by_name(make, option):
@@ -147,6 +209,15 @@ def test_bad_options_are_refused_by_name(make, option):
 def test_bad_option_is_refused_before_any_work(cfg_evaluate, tmp_path):
     cfg = cfg_evaluate(["rerank=dba_alpha_qe", "rerank.dba.k=0"])
     with pytest.raises(ValueError, match=r"rerank\.dba\.k must be an integer >= 1, got 0"):
+        run_evaluation(cfg)
+    assert not (tmp_path / "data").exists()
+
+
+def test_ivf_settings_come_from_the_config_and_a_stray_nprobe_is_refused(cfg_evaluate, tmp_path):
+    cfg = cfg_evaluate(["rerank=dba_alpha_qe", "rerank.dba.nlist=1024", "rerank.dba.nprobe=16"])
+    assert build(cfg.rerank).dba == DatabaseAugmentation(k=10, alpha=3.0, nlist=1024, nprobe=16)
+    cfg = cfg_evaluate(["rerank=dba", "rerank.dba.nprobe=4"])
+    with pytest.raises(ValueError, match=r"rerank\.dba\.nprobe=4 is for IVF neighbours"):
         run_evaluation(cfg)
     assert not (tmp_path / "data").exists()
 
