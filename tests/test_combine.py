@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers.configs import oxford_overrides
 from helpers.fixtures_official import write_oxford
 
 from ncl.codes.combine import CombinedTaps, base_taps, combine, tap_parts
@@ -85,14 +86,7 @@ def test_combined_sets_are_stored_once_and_remade_when_a_part_changes(tmp_path):
 
 def test_evaluate_scores_a_concatenation_like_a_tap(cfg_evaluate, tmp_path):
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
-    cfg = cfg_evaluate(
-        [
-            "benchmark=oxford5k",
-            f"benchmark.reader.root={oxford.root}",
-            "compression=none",
-            "taps=[pool,pool|logits]",
-        ],
-    )
+    cfg = cfg_evaluate(oxford_overrides(oxford.root, "taps=[pool,pool|logits]"))
     run_evaluation(cfg)
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert [(r["tap"], r["dim"]) for r in rows] == [("pool", 1280), ("pool|logits", 2280)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.configs import oxford_overrides
 from helpers.fixtures_official import write_oxford, write_revisited, write_ukb
 from helpers.images import write_jpeg
 from helpers.paths import CONF_DIR, ROOT
@@ -63,14 +64,7 @@ def test_an_unreadable_oxford_query_is_named_and_scores_zero(cfg_evaluate, tmp_p
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=4, n_other=2)
     query, spec = next(iter(oxford.queries.items()))
     oxford.files[spec.image].write_bytes(b"\xff\xd8 not really a jpeg")
-    cfg = cfg_evaluate(
-        [
-            "benchmark=oxford5k",
-            f"benchmark.reader.root={oxford.root}",
-            "compression=none",
-            "taps=[pool]",
-        ]
-    )
+    cfg = cfg_evaluate(oxford_overrides(oxford.root))
     run_evaluation(cfg)
     row = results(cfg)["rows"][0]
     assert row["unreadable_queries"] == [query]

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.configs import oxford_overrides
 from helpers.fixtures_official import write_oxford
 
 from ncl.jobs.evaluate import run_evaluation
@@ -28,14 +29,7 @@ def test_each_protocol_labels_results_as_the_ground_truth_says():
 @pytest.fixture
 def run(cfg_evaluate, tmp_path):
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=4, n_other=2)
-    cfg = cfg_evaluate(
-        [
-            "benchmark=oxford5k",
-            f"benchmark.reader.root={oxford.root}",
-            "compression=none",
-            "taps=[pool]",
-        ]
-    )
+    cfg = cfg_evaluate(oxford_overrides(oxford.root))
     run_evaluation(cfg)
     return Path(cfg.paths.output_dir), oxford
 

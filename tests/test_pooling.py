@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.configs import oxford_overrides
 from helpers.fixtures_official import write_oxford
 from helpers.images import write_jpeg
 from torch.nn import functional as F
@@ -162,17 +163,8 @@ def test_multiscale_codes_are_the_mean_of_the_scales_and_stored_apart(images, tm
 
 def test_evaluate_with_gem_reports_the_pooled_tap(cfg_evaluate, tmp_path) -> None:
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=4, n_other=2)
-    cfg = cfg_evaluate(
-        [
-            "benchmark=oxford5k",
-            f"benchmark.reader.root={oxford.root}",
-            "model=mobilenet_v2",
-            "model.pretrained=false",
-            "compression=none",
-            "pooling=gem",
-            "taps=[conv,pool,conv+pool]",
-        ]
-    )
+    overrides = ["model=mobilenet_v2", "model.pretrained=false", "pooling=gem"]
+    cfg = cfg_evaluate(oxford_overrides(oxford.root, *overrides, "taps=[conv,pool,conv+pool]"))
     run_evaluation(cfg)
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert [(r["tap"], r["dim"]) for r in rows] == [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.configs import oxford_overrides
 from helpers.fixtures_official import write_oxford
 from safetensors.torch import save_file
 
@@ -88,15 +89,7 @@ def test_missing_weights_name_where_to_put_them(tmp_path, monkeypatch):
 def test_evaluate_runs_on_a_timm_backbone(cfg_evaluate, tmp_path):
     oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=4, n_other=2)
     cfg = cfg_evaluate(
-        [
-            "benchmark=oxford5k",
-            f"benchmark.reader.root={oxford.root}",
-            "model=timm",
-            "model.name=resnet18",
-            "model.pretrained=false",
-            "compression=none",
-            "taps=[pool]",
-        ]
+        oxford_overrides(oxford.root, "model=timm", "model.name=resnet18", "model.pretrained=false")
     )
     run_evaluation(cfg)
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())

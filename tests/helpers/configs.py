@@ -51,3 +51,14 @@ def compose_job(
 def clear_hydra_config() -> None:
     """Forget the HydraConfig a test set, so no later test resolves `hydra:` against it."""
     HydraConfig.instance().cfg = None
+
+
+def oxford_overrides(root: Path, *more: str) -> list[str]:
+    """An evaluation of an Oxford-format fixture at `root`, uncompressed, on the `pool` tap."""
+    return [
+        "benchmark=oxford5k",
+        f"benchmark.reader.root={root}",
+        "compression=none",
+        "taps=[pool]",
+        *more,
+    ]
