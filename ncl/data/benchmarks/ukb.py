@@ -59,15 +59,16 @@ def ukb_ground_truth(names: Iterable[str], source: Path) -> UKBGroundTruth:
     return UKBGroundTruth(names=[numbers[n] for n in order], protocol=UKBProtocol(groups))
 
 
-def read_ukb(root: str | Path, *, image_dir: str | Path = "full") -> Benchmark:
-    """UKB under `root`: images in `root/image_dir` (the official `full/`) or directly in `root`."""
+def read_ukb(root: str | Path, *, image_dir: str | Path = "full", name: str = "ukb") -> Benchmark:
+    """UKB under `root`: images in `root/image_dir` (the official `full/`) or directly in `root`;
+    `name` tells a part of it (e.g. the 1,000-image sample) from the whole in stores and results."""
     root = Path(root)
     folder = image_folder(root, image_dir, "UKB")
     images = list_jpegs(folder, recursive=False)
     gt = ukb_ground_truth(images, folder)
     files = [images[n] for n in gt.names]
     return Benchmark(
-        name="ukb",
+        name=name,
         database=gt.names,
         database_files=files,
         queries=[Query(name=n, image=n, path=p) for n, p in zip(gt.names, files, strict=True)],
