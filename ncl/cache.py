@@ -111,7 +111,8 @@ class Artifact:
     @contextmanager
     def staging(self, extra_meta: Mapping[str, Any] | None = None) -> Iterator[Path]:
         """A fresh directory beside `path` to build into; on success meta.json (key, inputs and
-        `extra_meta`) is written into it and it replaces `path` whole; on error it is removed."""
+        `extra_meta`, read when the block ends, so the builder may still add to it) is written
+        into it and it replaces `path` whole; on error it is removed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         try:
