@@ -1,9 +1,13 @@
-"""Extraction throughput: python -m benchmarks.extraction [--images N] [--memory]
+"""Extraction throughput: python -m benchmarks.extraction [--images N] [--repeats R] [--memory]
 
 For each network at batch 32, in the same run, on the demo benchmark's JPEGs (384 px):
   forward   the forward pass alone on tensors already in memory (the ceiling)
   ncl       Extraction end to end: JPEG files -> code sets on disk (Lightning predict)
   plain     torchvision ImageFolder + DataLoader + forward loop (PIL decode, same resize)
+--engines: the same, per inference engine (`extraction.engine`: torch, compile, onnxruntime),
+repeats interleaved (engine after engine, R rounds, best of R), ratios against torch end to end
+(today's); the one-off costs (ONNX export, compilation) apart. Then, on Paris-278's JPEGs when
+--paris names them, end to end with full and reduced decode (`extraction.decode`).
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
 """
@@ -24,11 +28,13 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import pil_loader
 
+from ncl.codes.engines import engine_module
 from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
-from ncl.data.images import ImageSet
+from ncl.data.images import ImageSet, folder_image_set
 from ncl.demo import build_demo
 from ncl.models import create_backbone
+from ncl.models.descriptor import Descriptor
 
 BATCH = 32
 TAP = {"alexnet": "l7", "efficientnet_lite0": "pool"}
@@ -72,14 +78,100 @@ def plain_loop(net, files: list[Path], tap: str, workers: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def ncl_extract(net, name: str, images: ImageSet, tap: str, workers: int) -> float:
-    root = Path(tempfile.mkdtemp())
-    settings = ExtractionSettings(batch_size=BATCH, num_workers=workers, progress=False)
+def ncl_extract(
+    net, name: str, images: ImageSet, tap: str, workers: int, root: Path | None = None, **options
+) -> float:
+    """img/s of `Extraction` end to end; in `root` (kept: an exported model stays cached there,
+    the code sets are removed) or a fresh folder."""
+    fresh = root is None
+    root = Path(tempfile.mkdtemp()) if root is None else root
+    settings = ExtractionSettings(batch_size=BATCH, num_workers=workers, progress=False, **options)
     start = time.perf_counter()
     Extraction(images, net, name, [tap], CodeStore(root), settings).run()
     seconds = time.perf_counter() - start
-    shutil.rmtree(root)
+    shutil.rmtree(root if fresh else CodeStore(root).path(name, images.name, tap).parent)
     return len(images) / seconds
+
+
+def engine_forward(net, engine: str, tap: str, cache: Path):
+    """`engine`'s module for `net`'s `tap` (exported / compiled here, before any timing)."""
+    module, used = engine_module(
+        engine, Descriptor().module(net, [tap]), [224], cache, {"model": "bench"}
+    )
+    assert used == engine, f"{engine} fell back to {used}"
+    x = torch.randn(BATCH, 3, 224, 224)
+    with torch.inference_mode():
+        module(x)
+        module(x[:7])  # a smaller last batch: compile's second shape
+    return module
+
+
+def forward_rate(module, n: int) -> float:
+    x = torch.randn(BATCH, 3, 224, 224)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(max(1, n // BATCH)):
+            module(x)
+    return max(1, n // BATCH) * BATCH / (time.perf_counter() - start)
+
+
+ENGINES = ("torch", "compile", "onnxruntime")
+
+
+def engines_table(images: ImageSet, workers: int, repeats: int) -> None:
+    """Forward alone and end to end per engine, interleaved rounds, best of `repeats`."""
+    print(
+        "\n| network | engine | forward alone img/s | ncl end to end img/s | end to end / forward "
+        "| end to end / torch end to end | one-off s (export, compile) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        root = Path(tempfile.mkdtemp())
+        once, fwd, e2e = {}, {e: 0.0 for e in ENGINES}, {e: 0.0 for e in ENGINES}
+        modules = {}
+        for engine in ENGINES:
+            start = time.perf_counter()
+            modules[engine] = engine_forward(net, engine, tap, root / "forward" / engine)
+            once[engine] = time.perf_counter() - start
+        for engine in ENGINES:  # the first end to end run (pays the export) is not timed
+            ncl_extract(net, name, images, tap, workers, root / engine, engine=engine)
+        for _ in range(repeats):
+            for engine in ENGINES:
+                fwd[engine] = max(fwd[engine], forward_rate(modules[engine], len(images)))
+                rate = ncl_extract(net, name, images, tap, workers, root / engine, engine=engine)
+                e2e[engine] = max(e2e[engine], rate)
+        for engine in ENGINES:
+            print(
+                f"| {name} | {engine} | {fwd[engine]:.1f} | {e2e[engine]:.1f} | "
+                f"{e2e[engine] / fwd[engine]:.2f} | {e2e[engine] / e2e['torch']:.2f} | "
+                f"{once[engine] if engine != 'torch' else 0:.1f} |"
+            )
+        shutil.rmtree(root)
+
+
+def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
+    """End to end with full and reduced JPEG decode, onnxruntime, interleaved, best of n."""
+    print(
+        "\n| network | images | engine | full decode img/s | reduced decode img/s | reduced / full |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        root = Path(tempfile.mkdtemp())
+        ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")  # the export
+        rates = {"full": 0.0, "reduced": 0.0}
+        for _ in range(repeats):
+            for decode in rates:
+                rate = ncl_extract(
+                    net, name, images, tap, workers, root, engine="onnxruntime", decode=decode
+                )
+                rates[decode] = max(rates[decode], rate)
+        print(
+            f"| {name} | {images.name} ({len(images)}) | onnxruntime | {rates['full']:.1f} | "
+            f"{rates['reduced']:.1f} | {rates['reduced'] / rates['full']:.2f} |"
+        )
+        shutil.rmtree(root)
 
 
 def peak_rss_child(images: ImageSet, workers: int, conn) -> None:
@@ -121,6 +213,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--engines", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
     images = demo_images(args.images)
     files = list(images.files)
@@ -134,11 +229,15 @@ def main() -> None:
     for name, tap in TAP.items():
         net = create_backbone(name, pretrained=False).eval()
         fwd = forward_alone(net, len(files), tap)
-        ours = ncl_extract(net, name, images, tap, args.workers)
+        ours = ncl_extract(net, name, images, tap, args.workers, engine="torch")
         plain = plain_loop(net, files, tap, args.workers)
         print(
             f"| {name} | {fwd:.1f} | {ours:.1f} | {plain:.1f} | {ours / fwd:.2f} | {ours / plain:.2f} |"
         )
+    if args.engines:
+        engines_table(images, args.workers, args.repeats)
+    if args.paris:
+        decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:
         print(
             "\n| images extracted (efficientnet_lite0) | peak RSS main MB | peak RSS loader workers MB |"

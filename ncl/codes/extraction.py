@@ -26,9 +26,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
+from torch import nn
 
 from ncl.atomic import save_npz_atomically
 from ncl.cache import Artifact, digest, lock_for
+from ncl.codes.engines import compute_dtype, engine_module, resolve_engine
 from ncl.codes.store import (
     CODE_DTYPES,
     CodeSet,
@@ -39,7 +41,7 @@ from ncl.codes.store import (
     read_codes,
     write_ids,
 )
-from ncl.data.images import ImageSet, ImageSetDataModule
+from ncl.data.images import DECODES, ImageSet, ImageSetDataModule
 from ncl.data.transforms import MultiScale, extraction_transform
 from ncl.models import Backbone
 from ncl.models.descriptor import Descriptor, check_scales
@@ -50,9 +52,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """How to run an extraction; none of these change the codes except `dtype` and `scales`
-    (the image sizes, relative to the network's input size, whose pooled `conv` codes are
-    averaged: multi-scale, `ncl.models.descriptor`)."""
+    """How to run an extraction; none of these change the codes except `dtype`, `scales` (the
+    image sizes, relative to the network's input size, whose pooled `conv` codes are averaged:
+    multi-scale, `ncl.models.descriptor`), a reduced `precision` (its codes are a code set of
+    their own) and `decode` (`reduced`: JPEGs much larger than the network's input decoded at
+    1/2, 1/4 or 1/8 of their size, `ncl.io.decode`). `engine` runs the forward pass
+    (`ncl.codes.engines`: `auto`, `torch`, `compile`, `onnxruntime`), all within a tolerance."""
 
     batch_size: int = 32
     num_workers: int = 2
@@ -64,9 +69,16 @@ class ExtractionSettings:
     shard_size: int = 1024
     progress: bool = True
     scales: Sequence[float] = (1.0,)
+    engine: str = "auto"
+    decode: str = "full"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", check_scales(list(self.scales)))
+        resolve_engine(self.engine, self.accelerator, self.precision)  # a bad value fails here
+        if self.decode not in DECODES:
+            raise ValueError(
+                f"extraction.decode must be one of {', '.join(DECODES)}, got {self.decode!r}"
+            )
         if self.dtype not in CODE_DTYPES:
             raise ValueError(
                 f"extraction.dtype must be one of {', '.join(CODE_DTYPES)}, got {self.dtype!r}"
@@ -86,25 +98,18 @@ class ExtractionSettings:
 class CodeExtractor(pl.LightningModule):
     """Codes of `taps` (keyed by their code names) of a batch, or of one batch per scale."""
 
-    def __init__(
-        self, backbone: Backbone, taps: Sequence[str], descriptor: Descriptor | None = None
-    ) -> None:
+    def __init__(self, engine: nn.Module, taps: Sequence[str], descriptor: Descriptor) -> None:
         super().__init__()
-        # channels_last for weights and inputs: the faster convolution kernels on CPU and GPU
-        self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.engine = engine  # `ncl.codes.engines`: one scale's images -> codes of `taps`
         self.taps = list(taps)
-        self.descriptor = descriptor or Descriptor()
-        self.pooling = self.descriptor.pooling  # a submodule: moved to the device with the rest
+        self.descriptor = descriptor
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         images, indices, failed = batch
         if len(indices) == 0:
             return {"index": indices, "failed": failed, "codes": {}}
-        if isinstance(images, torch.Tensor):
-            images = images.to(memory_format=torch.channels_last)
-        else:
-            images = [x.to(memory_format=torch.channels_last) for x in images]
-        codes = self.descriptor.codes(self.backbone, images, self.taps)
+        batches = [images] if isinstance(images, torch.Tensor) else list(images)
+        codes = self.descriptor.combine(self.taps, [self.engine(x) for x in batches])
         return {
             "index": indices,
             "failed": failed,
@@ -115,9 +120,12 @@ class CodeExtractor(pl.LightningModule):
 class ShardWriter(BasePredictionWriter):
     """Buffers predictions and writes `shard-<rank>-<n>.npz` files every `shard_size` images."""
 
-    def __init__(self, partial_dir: Path, taps: Sequence[str], shard_size: int, dtype: str) -> None:
+    def __init__(
+        self, partial_dir: Path, taps: Sequence[str], shard_size: int, dtype: str, engine: str
+    ) -> None:
         super().__init__(write_interval="batch")
         self.partial_dir = partial_dir
+        self.engine = engine
         self.taps = list(taps)
         self.shard_size = shard_size
         self.dtype = np.dtype(dtype)
@@ -144,7 +152,7 @@ class ShardWriter(BasePredictionWriter):
             return
         index = np.concatenate([p["index"].numpy() for p in self.buffer]).astype(np.int64)
         failed = np.array([i for p in self.buffer for i in p["failed"]], dtype=np.int64)
-        arrays = {"index": index, "failed": failed}
+        arrays = {"index": index, "failed": failed, "engine": np.array(self.engine)}
         for tap in self.taps:
             parts = [p["codes"][tap].numpy() for p in self.buffer if p["codes"]]
             arrays[f"tap_{tap}"] = (
@@ -172,6 +180,15 @@ def quiet_lightning() -> Iterator[None]:
 
 def _shards(partial_dir: Path) -> list[Path]:
     return sorted(partial_dir.glob("shard-*.npz"))
+
+
+def _engines(partial_dir: Path) -> list[str]:
+    """The engines that computed the shards (one, unless a resumed run used another)."""
+    engines: set[str] = set()
+    for shard in _shards(partial_dir):
+        with np.load(shard) as f:
+            engines.add(str(f["engine"]) if "engine" in f.files else "torch")
+    return sorted(engines)
 
 
 def _done_indices(partial_dir: Path) -> set[int]:
@@ -223,9 +240,22 @@ class Extraction:
             "weights": self.weights,
             "dtype": self.settings.dtype,
             **self.descriptor.inputs(tap),
+            **self.pixel_inputs(),
         }
         name = self.descriptor.code_name(tap)
         return self.store.artifact(self.model, self.images.name, name, inputs)
+
+    def pixel_inputs(self) -> dict[str, Any]:
+        """What the key adds for settings that change the codes beyond an engine's tolerance:
+        a reduced compute dtype and a reduced decode (nothing for the defaults, whose codes
+        keep the key they had before these settings existed)."""
+        inputs: dict[str, Any] = {}
+        dtype = compute_dtype(self.settings.precision)
+        if dtype != "float32":
+            inputs["compute_dtype"] = dtype
+        if self.settings.decode != "full":
+            inputs["decode"] = self.settings.decode
+        return inputs
 
     def run(self) -> dict[str, CodeSet]:
         """Every tap's code set, extracting in one pass the taps that are not current."""
@@ -294,11 +324,14 @@ class Extraction:
             indices=todo,
             batch_size=settings.batch_size,
             num_workers=settings.num_workers,
+            reduce_to=max(sizes) if settings.decode == "reduced" else None,
         )
         names = [self.descriptor.code_name(t) for t in taps]
+        engine, engine_name = self._engine(backbone, taps, sizes)
         with quiet_lightning():
             trainer = pl.Trainer(
-                accelerator=settings.accelerator,
+                # onnxruntime runs on the CPU, whatever Lightning would choose
+                accelerator="cpu" if engine_name == "onnxruntime" else settings.accelerator,
                 devices=settings.devices,
                 strategy=settings.strategy,
                 precision=settings.precision,
@@ -306,11 +339,15 @@ class Extraction:
                 enable_checkpointing=False,
                 enable_progress_bar=settings.progress,
                 enable_model_summary=False,
-                callbacks=[ShardWriter(partial_dir, names, settings.shard_size, settings.dtype)],
+                callbacks=[
+                    ShardWriter(
+                        partial_dir, names, settings.shard_size, settings.dtype, engine_name
+                    )
+                ],
             )
             try:
                 trainer.predict(
-                    CodeExtractor(backbone, taps, self.descriptor),
+                    CodeExtractor(engine, taps, self.descriptor),
                     datamodule=data,
                     return_predictions=False,
                 )
@@ -338,6 +375,19 @@ class Extraction:
         # the other ranks read the code sets only once rank 0 has published them
         trainer.strategy.barrier()
 
+    def _engine(
+        self, backbone: Backbone, taps: Sequence[str], sizes: Sequence[int]
+    ) -> tuple[nn.Module, str]:
+        """The module that computes one scale's codes of `taps` with the engine the settings
+        ask for, and that engine's name (`torch` where onnxruntime cannot run the network)."""
+        settings = self.settings
+        engine = resolve_engine(settings.engine, settings.accelerator, settings.precision)
+        module = self.descriptor.module(backbone, taps)
+        names = [self.descriptor.code_name(t) for t in taps]
+        cache_dir = self.store.path(self.model, ".onnxruntime", "+".join(sorted(names)))
+        identity = {"model": self.model, "codes": names}
+        return engine_module(engine, module, sizes, cache_dir, identity)
+
     def _publish(self, partial_dir: Path, taps: Sequence[str], backbone: Backbone) -> None:
         images = self.images
         sizes = self.descriptor.sizes(backbone.input_size)
@@ -357,6 +407,12 @@ class Extraction:
                 "query_boxes": images.boxes is not None
                 and any(b is not None for b in images.boxes),
                 "rotations": len(images.rotations),
+                "decode": self.settings.decode,
+            },
+            "extraction": {
+                "engine": "+".join(_engines(partial_dir)),
+                "precision": str(self.settings.precision),
+                "compute_dtype": compute_dtype(self.settings.precision),
             },
         }
         artifacts = {self.descriptor.code_name(t): self.artifact(t) for t in taps}

@@ -21,12 +21,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
-from ncl.io.decode import UnreadableImage, read_rgb
+from ncl.io.decode import UnreadableImage, read_rgb, read_rgb_reduced
 from ncl.io.geometry import quarter_turns
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+# how extraction decodes: whole, or large JPEGs at a reduced size (`ncl.io.decode`)
+DECODES = ("full", "reduced")
 
 
 @dataclass(frozen=True)
@@ -113,38 +115,53 @@ def query_image_set(benchmark: Benchmark, crop: bool = True) -> ImageSet:
 
 def read_image(path: Path) -> torch.Tensor | None:
     """A uint8 3 x H x W RGB tensor, or None (with a warning naming the file) if unreadable."""
+    return read_image_reduced(path)[0]
+
+
+def read_image_reduced(
+    path: Path, reduce_to: int | None = None, box: BBox | None = None
+) -> tuple[torch.Tensor | None, BBox | None]:
+    """`read_image`, and `box` in its pixels: with `reduce_to`, a large JPEG is decoded at a
+    reduced size that keeps the box (or the image) at least `reduce_to` pixels on both sides."""
     try:
-        array = read_rgb(path)
+        if reduce_to is None:
+            array, factor = read_rgb(path), 1
+        else:
+            array, factor = read_rgb_reduced(path, reduce_to, box)
     except UnreadableImage as e:
         log.warning("unreadable image skipped: %s", e)
-        return None
-    return torch.from_numpy(array).permute(2, 0, 1)
+        return None, box
+    if box is not None and factor > 1:
+        box = (box[0] / factor, box[1] / factor, box[2] / factor, box[3] / factor)
+    return torch.from_numpy(array).permute(2, 0, 1), box
 
 
 class ImageSetDataset(Dataset):
-    """Items are (image tensor or None when unreadable, index into the image set)."""
+    """Items are (image tensor or None when unreadable, index into the image set); with
+    `reduce_to`, large JPEGs are decoded at a reduced size (`read_image`)."""
 
     def __init__(
         self,
         images: ImageSet,
         transform: Callable[[torch.Tensor], torch.Tensor],
         indices: Sequence[int] | None = None,
+        reduce_to: int | None = None,
     ) -> None:
         self.images = images
         self.transform = transform
         self.indices = list(range(len(images))) if indices is None else list(indices)
+        self.reduce_to = reduce_to
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor | None, int]:
         index = self.indices[item]
-        path = self.images.files[index]
-        image = read_image(path)
+        box = self.images.boxes[index] if self.images.boxes else None
+        image, box = read_image_reduced(self.images.files[index], self.reduce_to, box)
         if image is None:
             return None, index
         name = self.images.names[index]
-        box = self.images.boxes[index] if self.images.boxes else None
         if box is not None:
             image = crop_box(image, box)
         degrees = self.images.rotations.get(name, 0) % 360
@@ -183,9 +200,10 @@ class ImageSetDataModule(pl.LightningDataModule):
         indices: Sequence[int] | None = None,
         batch_size: int = 32,
         num_workers: int = 2,
+        reduce_to: int | None = None,
     ) -> None:
         super().__init__()
-        self.dataset = ImageSetDataset(images, transform, indices)
+        self.dataset = ImageSetDataset(images, transform, indices, reduce_to)
         self.batch_size = batch_size
         self.num_workers = num_workers
 

@@ -40,6 +40,7 @@ class ResultRow:
     compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
     rerank: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     unreadable_queries: list[str] = field(default_factory=list)  # ranked nothing, scored 0
+    extraction: dict[str, str] = field(default_factory=dict)  # engine, compute dtype, decode
     top: list[list[int]] = field(default_factory=list)  # each query's first database indices
     top_relevance: list[list[str]] = field(default_factory=list)  # positive | junk | negative
 
@@ -53,6 +54,7 @@ class QueryCodes:
     codes: dict[str, np.ndarray]
     present: np.ndarray
     unreadable: list[str]
+    sets: dict[str, CodeSet]
 
 
 def query_codes(
@@ -78,7 +80,21 @@ def query_codes(
             unreadable[:10],
         )
     codes = {t: np.asarray(sets[t].codes)[sets[t].rows(kept)] for t in source.taps}
-    return QueryCodes(codes, present, unreadable)
+    return QueryCodes(codes, present, unreadable, {t: sets[t] for t in source.taps})
+
+
+def extraction_record(sets: Sequence[CodeSet]) -> dict[str, str]:
+    """How the codes of `sets` were extracted (`ncl.codes.extraction` records it in each set's
+    meta.json): engine, compute dtype and decode, each value once (`onnxruntime+torch` where
+    the sets differ); empty for codes that no network made (the baselines)."""
+    values: dict[str, set[str]] = {}
+    for codes in sets:
+        meta = codes.meta
+        record = {**meta.get("extraction", {}), "decode": meta.get("transform", {}).get("decode")}
+        for key, value in record.items():
+            if value is not None and "extraction" in meta:
+                values.setdefault(key, set()).add(str(value))
+    return {key: "+".join(sorted(v)) for key, v in values.items()}
 
 
 def evaluate(
@@ -167,6 +183,7 @@ def evaluate(
                     compressor=dict(getattr(compressor, "info", {})),
                     rerank=rerank.record(),
                     unreadable_queries=queries.unreadable,
+                    extraction=extraction_record([*sets, queries.sets[tap]]),
                     top=[[int(i) for i in row[:top_k] if i >= 0] for row in ranks],
                     top_relevance=[
                         benchmark.protocol.relevance(q, [i for i in row[:top_k] if i >= 0])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ncl.models.backbone import MAP_TAP, Backbone
@@ -109,25 +109,51 @@ class Descriptor:
         self, backbone: Backbone, images: Tensor | Sequence[Tensor], taps: Sequence[str]
     ) -> dict[str, Tensor]:
         """Code name -> N x dim codes of `taps`, from one batch per scale (or one tensor)."""
+        module = self.module(backbone, taps)
         batches = [images] if isinstance(images, Tensor) else list(images)
-        if len(batches) != len(self.scales):
-            raise ValueError(f"{len(batches)} image batches for {len(self.scales)} scales")
+        return self.combine(taps, [module(x) for x in batches])
+
+    def module(self, backbone: Backbone, taps: Sequence[str]) -> ScaleCodes:
+        """`backbone`'s codes of `taps` at one scale as one module (what an inference engine
+        compiles or exports)."""
         taps = [network_tap(t) for t in taps]
-        per_scale = [self._one_scale(backbone, x, taps) for x in batches]
+        for tap in taps:
+            self.code_name(tap)  # a map without a pooling is refused here
+        return ScaleCodes(backbone, taps, self.pooling)
+
+    def combine(
+        self, taps: Sequence[str], per_scale: Sequence[Sequence[Tensor]]
+    ) -> dict[str, Tensor]:
+        """Code name -> codes, from `ScaleCodes`' outputs (codes of `taps` in order) at every
+        scale: one scale's as they are, several averaged after L2 and L2-normalised again."""
+        if len(per_scale) != len(self.scales):
+            raise ValueError(f"{len(per_scale)} image batches for {len(self.scales)} scales")
+        names = [self.code_name(t) for t in taps]
         if len(per_scale) == 1:
-            return {self.code_name(t): c for t, c in per_scale[0].items()}
+            return dict(zip(names, per_scale[0], strict=True))
         return {
-            self.code_name(t): F.normalize(
-                torch.stack([F.normalize(codes[t], dim=-1) for codes in per_scale]).mean(0),
+            name: F.normalize(
+                torch.stack([F.normalize(codes[i], dim=-1) for codes in per_scale]).mean(0),
                 dim=-1,
             )
-            for t in taps
+            for i, name in enumerate(names)
         }
 
-    def _one_scale(self, backbone: Backbone, images: Tensor, taps: list[str]) -> dict[str, Tensor]:
-        codes = backbone.codes(images, taps)
+
+class ScaleCodes(nn.Module):
+    """Images (N x 3 x H x W, one scale) -> the codes of `taps` (a tuple, in order): the
+    network up to its highest tap and the pooling of its `conv` map, as one module, so that an
+    engine (`ncl.codes.engines`) compiles or exports all of what makes the codes."""
+
+    def __init__(self, backbone: Backbone, taps: Sequence[str], pooling: Pooling | None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.taps = list(taps)
+        self.pooling = pooling
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        codes = self.backbone.codes(images, self.taps)
         if MAP_TAP in codes:
-            self.code_name(MAP_TAP)  # a map without a pooling is refused here
             assert self.pooling is not None
             codes[MAP_TAP] = self.pooling(codes[MAP_TAP])
-        return codes
+        return tuple(codes[t] for t in self.taps)
