@@ -153,7 +153,9 @@ def test_reduced_precision_codes_are_a_code_set_of_their_own(backbone, images, t
 
 
 def test_the_engine_is_recorded_in_results(cfg_evaluate):
-    cfg = cfg_evaluate(["benchmark=demo", "model=mobilenet_v2", "model.pretrained=false"])
+    cfg = cfg_evaluate(
+        ["benchmark=demo", "model=mobilenet_v2", "model.pretrained=false", "extraction.engine=auto"]
+    )
     run_evaluation(cfg)
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     assert results["rows"][0]["extraction"] == {

@@ -15,8 +15,9 @@ is not part of a code set's identity (it is recorded in its meta.json):
   PyTorch when it is made) and run by an `onnxruntime.InferenceSession` on the CPU with one
   thread per available core. A network that does not export, or whose export does not agree,
   is extracted with `torch`, and the log says so once;
-- `auto` (the default): `onnxruntime` where the forward pass runs on the CPU in float32, else
-  `torch`.
+- `auto`: `onnxruntime` where the forward pass runs on the CPU in float32, else `torch`.
+
+The default stays `torch` until the end-to-end measurement in `docs/benchmarks.md` decides.
 """
 
 from __future__ import annotations

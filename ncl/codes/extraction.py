@@ -69,7 +69,7 @@ class ExtractionSettings:
     shard_size: int = 1024
     progress: bool = True
     scales: Sequence[float] = (1.0,)
-    engine: str = "auto"
+    engine: str = "torch"
     decode: str = "full"
 
     def __post_init__(self) -> None:
