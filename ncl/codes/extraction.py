@@ -4,7 +4,9 @@ Lightning's `predict` runs the backbone on one or many devices; `ShardWriter` sa
 process's codes in small shards as they come, atomically, so an interrupted run resumes with the
 images it has not done yet. When every image is done the shards are merged, in image-set order
 and de-duplicated by index (a DistributedSampler pads the last batch with repeats), into one
-code set per tap. Unreadable images are left out and listed in each set's meta.json.
+code set per tap. Unreadable images are left out and listed in each set's meta.json. A stale
+code set lends the codes of its unchanged images (`ncl.codes.incremental`): only new or changed
+images are coded again.
 
 The `conv` map tap is pooled before it is stored, at one scale or several (`extraction.scales`):
 `ncl.models.descriptor` computes the codes and names their code sets (`conv-gem3`).
@@ -29,6 +31,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from ncl.atomic import save_npz_atomically
 from ncl.cache import Artifact, digest, lock_for
+from ncl.codes.incremental import carry_over, write_stamps
 from ncl.codes.store import (
     CODE_DTYPES,
     CodeSet,
@@ -265,6 +268,9 @@ class Extraction:
         key = digest([self.artifact(t).key for t in sorted(taps)], 12)
         partial_dir = self.store.path(self.model, images.name, f".partial-{key}")
         partial_dir.mkdir(parents=True, exist_ok=True)
+        if not _shards(partial_dir):
+            artifacts = {self.descriptor.code_name(t): self.artifact(t) for t in taps}
+            carry_over(artifacts, images, partial_dir, settings.shard_size)
         done = _done_indices(partial_dir)
         todo = [i for i in range(len(images)) if i not in done]
         if done:
@@ -382,6 +388,7 @@ def merge_shards(
     kept = np.flatnonzero(position >= 0)
     position[kept] = np.arange(len(kept))
     failed_names = sorted(images.names[i] for i in failed if position[i] < 0)
+    stamps = images.stamps()
     ids = [images.names[i] for i in kept]
     if failed_names:
         log.warning(
@@ -403,6 +410,7 @@ def merge_shards(
             out.flush()
             del out
             write_ids(tmp, ids)
+            write_stamps(tmp, [stamps[i] for i in kept])
         read_codes(artifact.path)
 
 

@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ncl.cache import file_stamp
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
 from ncl.io.decode import UnreadableImage, read_rgb
@@ -50,17 +51,24 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def stamps(self) -> list[str]:
+        """One line per image of what stands in for its content as coded: file size and mtime,
+        crop box and rotation. Two sets' images with equal stamps have equal codes, which lets a
+        changed folder be coded again only where it changed (`ncl.codes.incremental`)."""
+        lines = []
+        for i, (name, path) in enumerate(zip(self.names, self.files, strict=True)):
+            box = self.boxes[i] if self.boxes else None
+            lines.append(
+                f"{file_stamp(path)}\t{json.dumps(box)}\t{self.rotations.get(name, 0) % 360}"
+            )
+        return lines
+
     def fingerprint(self) -> str:
         """Changes when any image, crop box or rotation does (file size and mtime stand in for
         content), so codes of a regenerated or edited set are never taken for current."""
         h = hashlib.sha1()
-        for name, path in zip(self.names, self.files, strict=True):
-            try:
-                st = path.stat()
-                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            except OSError:
-                h.update(f"{name}\0missing\n".encode())
-        h.update(json.dumps([self.boxes, sorted(self.rotations.items())]).encode())
+        for name, stamp in zip(self.names, self.stamps(), strict=True):
+            h.update(f"{name}\0{stamp}\n".encode())
         return h.hexdigest()[:16]
 
     def turned(self, degrees: int) -> ImageSet:
