@@ -299,7 +299,8 @@ class Extraction:
             else MultiScale(backbone.mean, backbone.std, sizes),
             indices=todo,
             batch_size=settings.batch_size,
-            num_workers=settings.num_workers,
+            # starting worker processes costs more than decoding one batch in this one
+            num_workers=settings.num_workers if len(todo) > settings.batch_size else 0,
         )
         names = [self.descriptor.code_name(t) for t in taps]
         with quiet_lightning():
@@ -390,6 +391,9 @@ def merge_shards(
     failed_names = sorted(images.names[i] for i in failed if position[i] < 0)
     stamps = images.stamps()
     ids = [images.names[i] for i in kept]
+    if not ids:
+        unread = [str(images.files[i]) for i in sorted(failed)[:3]]
+        raise ValueError(f"{images.name}: none of its images could be read, e.g. {unread}")
     if failed_names:
         log.warning(
             "%d unreadable image(s) left out of %s: %s",
@@ -420,4 +424,4 @@ def _tap_dim(shards: Sequence[Path], tap: str, image_set: str) -> int:
             codes = f[f"tap_{tap}"]
             if codes.size:
                 return int(codes.shape[1])
-    raise RuntimeError(f"{image_set}: no image could be read, nothing to write")
+    raise AssertionError(f"{image_set}: no shard holds codes of {tap}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,11 +90,28 @@ def folder_image_set(name: str, root: str | Path) -> ImageSet:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: image folder not found (image set {name!r})")
+    try:
+        with os.scandir(root):
+            pass
+    except PermissionError as e:
+        raise PermissionError(f"{root}: cannot read the folder ({e.strerror})") from e
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) below it")
     names = [p.relative_to(root).with_suffix("").as_posix() for p in files]
     return ImageSet(name=name, names=names, files=files)
+
+
+def image_set_at(path: str | Path, name: str) -> ImageSet:
+    """The images of a folder (below it), or one image file, as the image set `name`."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_image_set(name, path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such image or folder")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
+    return ImageSet(name=name, names=[path.stem], files=[path])
 
 
 def database_image_set(benchmark: Benchmark) -> ImageSet:

@@ -1,5 +1,5 @@
 """python -m ncl.report.gallery RUN_DIR: the rankings of an evaluation as a page a person can
-look at, before believing its number.
+look at, before believing its number (and the results of `search.py`, which has no ground truth).
 
 Per query, worst first: the query (its box drawn where the protocol crops), its AP, and its top
 results as thumbnails framed by the ground truth (green positive, orange junk, red negative), the
@@ -29,7 +29,13 @@ from ncl.report.stats import estimate
 from ncl.report.table import per_query_metric, rerank_name
 
 THUMB = 128  # pixels, the longer side
-FRAMES = {"positive": "#2e9d3a", "junk": "#e0a100", "negative": "#c62828", "query": "#1f5fbf"}
+FRAMES = {
+    "positive": "#2e9d3a",
+    "junk": "#e0a100",
+    "negative": "#c62828",
+    "query": "#1f5fbf",
+    "result": "#777777",  # a search without ground truth
+}
 
 
 def thumbnail(path: str | Path, folder: Path, box: Sequence[float] | None = None) -> Path | None:
@@ -74,17 +80,25 @@ def gallery_html(
     run: Mapping[str, Any], page_dir: Path, thumbs: Path, row_index: int = 0, k: int = 20
 ) -> str:
     row = run["rows"][row_index]
-    metric = per_query_metric(row)
-    values = row["per_query"][metric]
-    names = run.get("query_names") or [f"query #{i}" for i in range(len(values))]
+    names = run.get("query_names") or [f"query #{i}" for i in range(len(row["top"]))]
     queries = run.get("query_images") or []
     images = run.get("gallery_images") or {}
-    order = sorted(range(len(values)), key=lambda i: (np.nan_to_num(values[i], nan=np.inf), i))
-    summary = estimate(values)
     settings = (
         f"{run['benchmark']} · {run['model']} · tap {row['tap']} · {row['method']} {row['dim']}"
-        f" · rerank {rerank_name(row)} · {metric} {summary}"
+        f" · rerank {rerank_name(row)}"
     )
+    if row.get("per_query"):  # an evaluation: worst queries first, each with its AP
+        metric = per_query_metric(row)
+        values = row["per_query"][metric]
+        order = sorted(range(len(values)), key=lambda i: (np.nan_to_num(values[i], nan=np.inf), i))
+        settings += f" · {metric} {estimate(values)}"
+        heading = [f"{metric} {v:.3f}" for v in values]
+        order_note, legend = "queries worst first", ["positive", "junk", "negative", "query"]
+    else:  # a search without ground truth: queries in order, results with their distances
+        order = list(range(len(names)))
+        heading = [f"{len(top)} results" for top in row["top"]]
+        order_note, legend = "no ground truth: results by distance", ["query", "result"]
+    distances = row.get("top_distance") or [[None] * len(top) for top in row["top"]]
     parts = [
         "<!doctype html><meta charset='utf-8'>",
         f"<title>{html.escape(settings)}</title>",
@@ -93,27 +107,23 @@ def gallery_html(
         "width:136px;text-align:center}.r img{max-width:128px;max-height:128px}"
         ".h{width:150px;font-size:12px}</style>",
         f"<h2>{html.escape(settings)}</h2>",
-        "<p>queries worst first; frames: "
-        + " ".join(f"<span style='color:{c}'>■ {n}</span>" for n, c in FRAMES.items())
+        f"<p>{order_note}; frames: "
+        + " ".join(f"<span style='color:{FRAMES[n]}'>■ {n}</span>" for n in legend)
         + "</p>",
     ]
     for q in order:
         query = queries[q] if q < len(queries) else {}
         qthumb = thumbnail(query["path"], thumbs, query.get("bbox")) if query.get("path") else None
         cells = [
-            f'<div class="h"><b>{html.escape(names[q])}</b><br>{metric} {values[q]:.3f}</div>',
+            f'<div class="h"><b>{html.escape(names[q])}</b><br>{heading[q]}</div>',
             _img(qthumb, page_dir, "query", names[q]),
         ]
-        for index, label in zip(row["top"][q][:k], row["top_relevance"][q][:k], strict=True):
+        for index, label, distance in zip(
+            row["top"][q][:k], row["top_relevance"][q][:k], distances[q][:k], strict=True
+        ):
             path = images.get(str(index))
-            cells.append(
-                _img(
-                    thumbnail(path, thumbs) if path else None,
-                    page_dir,
-                    label,
-                    Path(path or "?").stem,
-                )
-            )
+            caption = Path(path or "?").stem + ("" if distance is None else f" {distance:.3f}")
+            cells.append(_img(thumbnail(path, thumbs) if path else None, page_dir, label, caption))
         parts.append('<div class="q">' + "".join(cells) + "</div>")
     return "\n".join(parts) + "\n"
 
