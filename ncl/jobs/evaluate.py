@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 
 from ncl.atomic import write_json_atomically
 from ncl.data.benchmarks.base import Benchmark
@@ -14,7 +16,7 @@ from ncl.eval.compression import Compression
 from ncl.eval.run import ResultRow, evaluate, rows_as_dicts
 from ncl.jobs.config import build
 from ncl.jobs.parts import check_options, code_source
-from ncl.report.gallery import write_gallery
+from ncl.report.gallery import Thumb, gallery, thumbnail_folder, write_gallery
 from ncl.report.table import headline_metric, print_rows
 from ncl.rerank import Reranking
 from ncl.search.flat import FlatSearch
@@ -22,7 +24,7 @@ from ncl.search.flat import FlatSearch
 log = logging.getLogger(__name__)
 
 
-def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
+def log_rows(cfg: DictConfig, rows: list[ResultRow], run_dir: Path) -> None:
     for logger in build(cfg.get("logger") or {}).values():
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         for step, row in enumerate(rows):
@@ -30,7 +32,34 @@ def log_rows(cfg: DictConfig, rows: list[ResultRow]) -> None:
                 {f"{row.tap}/{row.method}{row.dim}/{k}": v for k, v in row.metrics.items()},
                 step=step,
             )
+        if cfg.gallery and isinstance(logger, WandbLogger):
+            log_gallery_table(logger, run_dir)
         logger.finalize("success")
+
+
+def log_gallery_table(logger: WandbLogger, run_dir: Path, k: int = 5) -> None:
+    """The gallery of the first result row as a wandb Table (query, its value, the top k with
+    their ground-truth frame in the caption), so that a dashboard shows the rankings too."""
+    import wandb
+
+    run = json.loads((run_dir / "results.json").read_text())
+    page = gallery(run, thumbnail_folder(run, run_dir), k=k)
+
+    def image(thumb: Thumb) -> wandb.Image | None:
+        if thumb.path is None:
+            return None
+        return wandb.Image(str(thumb.path), caption=f"{thumb.frame}: {thumb.caption}")
+
+    logger.log_table(
+        key="gallery",
+        columns=["query", "name", page.metric or "value", *(f"#{i + 1}" for i in range(k))],
+        data=[
+            [image(line.query), line.name, line.value]
+            + [image(t) for t in line.results]
+            + [None] * (k - len(line.results))
+            for line in page.lines
+        ],
+    )
 
 
 def run_evaluation(cfg: DictConfig) -> float:
@@ -71,7 +100,7 @@ def run_evaluation(cfg: DictConfig) -> float:
     )
     if cfg.gallery:
         log.info("gallery: %s", write_gallery(output_dir))
-    log_rows(cfg, rows)
+    log_rows(cfg, rows, output_dir)
     title = f"{benchmark.name} · {source.name}"
     if benchmark.partial:
         title += f" · {benchmark.partial['note']}"
