@@ -26,7 +26,7 @@ from ncl.atomic import write_atomically, write_text_atomically
 from ncl.cache import digest, file_stamp
 from ncl.io.decode import UnreadableImage, read_rgb
 from ncl.report.stats import estimate
-from ncl.report.table import per_query_metric, rerank_name
+from ncl.report.table import per_query_metric, search_name
 
 THUMB = 128  # pixels, the longer side
 FRAMES = {"positive": "#2e9d3a", "junk": "#e0a100", "negative": "#c62828", "query": "#1f5fbf"}
@@ -83,7 +83,7 @@ def gallery_html(
     summary = estimate(values)
     settings = (
         f"{run['benchmark']} · {run['model']} · tap {row['tap']} · {row['method']} {row['dim']}"
-        f" · rerank {rerank_name(row)} · {metric} {summary}"
+        f" · rerank {search_name(row)} · {metric} {summary}"
     )
     parts = [
         "<!doctype html><meta charset='utf-8'>",
