@@ -33,7 +33,7 @@ from ncl.data.transforms import extraction_transform
 from ncl.eval.compression import Compression
 from ncl.eval.photos import search_photos
 from ncl.models import BackboneSpec
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 ROOT = Path(__file__).resolve().parents[1]
 UKB = ROOT.parent / "shared" / "data" / "ukbench-1000"
@@ -67,16 +67,14 @@ def main() -> None:
             image_set_at(query, f"q{i}"),
             source,
             Compression(),
-            FlatSearch(),
+            Search(),
             k=10,
         )
         return time.perf_counter() - t
 
     fresh = NeuralCodes(spec, ["pool"], store, SETTINGS)  # the first query also loads the network
     t = time.perf_counter()
-    search_photos(
-        database, image_set_at(files[0], "first"), fresh, Compression(), FlatSearch(), k=10
-    )
+    search_photos(database, image_set_at(files[0], "first"), fresh, Compression(), Search(), k=10)
     first_s = time.perf_counter() - t
     per_query = [ask(i) for i in range(len(files))]
     network = source.build().eval()

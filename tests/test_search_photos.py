@@ -60,6 +60,14 @@ def test_json_output_and_pca_fitted_on_the_folder(cfg_search, photos, capsys):
     assert printed["queries"][0]["results"][0]["path"] == str(query)
 
 
+def test_a_trained_index_learns_on_the_searched_folder(cfg_search, photos):
+    index = ["search=ivf_flat", "search.index.nlist=2", "search.index.nprobe=2", "gallery=false"]
+    cfg = cfg_search([*MODEL, f"images.root={photos}", f"query={photos / 'p5.jpg'}", *index])
+    found = run_search(cfg)
+    assert found.results[0].hits[0].name == "p5"  # nprobe = nlist: exact
+    assert found.index["name"] == "ivf_flat" and found.index["train_on"].startswith("database")
+
+
 @pytest.mark.parametrize(
     ("case", "says"),
     [

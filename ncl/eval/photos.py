@@ -14,8 +14,10 @@ from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeSet
 from ncl.data.images import ImageSet
 from ncl.eval.compression import Compression
+from ncl.eval.run import index_training_codes, training_codes
 from ncl.rerank import DatabaseKey, Reranking
-from ncl.search.flat import FlatSearch
+from ncl.search.rows import CodeRows
+from ncl.search.search import Search
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class PhotoSearch:
     dim: int
     results: list[QueryHits]
     unreadable: list[str]
+    index: dict[str, Any]  # the faiss index searched: kind, parameters, bytes
 
 
 def fit_codes(
@@ -70,7 +73,7 @@ def search_photos(
     queries: ImageSet,
     source: CodeSource,
     compression: Compression,
-    search: FlatSearch,
+    search: Search,
     rerank: Reranking | None = None,
     *,
     k: int = 10,
@@ -85,19 +88,22 @@ def search_photos(
     found = source.codes(queries)[tap]
     fit = fit_codes(compression, db, source, tap)
     compressor = compression.compressor(fit, dim, db.dim)
-    x = compressor(np.asarray(db.codes))
+    x = CodeRows([db.codes], compressor, compressor.dim)
     q = compressor(np.asarray(found.codes))
+    learn, learned_from = training_codes(
+        search, index_training_codes(search, source), tap, compressor, x
+    )
     key = DatabaseKey(
         db.path, {"codes": [db.identity], "compressor": compression.identity(fit, dim)}
     )
     owner = np.arange(len(db), dtype=np.int64)
     depth = min(k, len(db))
-    ranking = rerank.rank(search, x, owner, q, depth, key)
+    ranking = rerank.rank(search, x, owner, q, depth, key, learn, learned_from)
     position = {name: i for i, name in enumerate(database.names)}
     results = []
     for row, (name, ranks) in enumerate(zip(found.ids, ranking.ranks, strict=True)):
         ranks = ranks[ranks >= 0]
-        distances = ((x[ranks] - q[row]) ** 2).sum(axis=1)
+        distances = ((compressor(np.asarray(db.codes[ranks])) - q[row]) ** 2).sum(axis=1)
         hits = [
             Hit(position[db.ids[r]], db.ids[r], database.files[position[db.ids[r]]], float(d))
             for r, d in zip(ranks, distances, strict=True)
@@ -111,6 +117,7 @@ def search_photos(
         dim=compressor.dim,
         results=results,
         unreadable=[n for n in queries.names if n not in known],
+        index=ranking.index,
     )
 
 
@@ -132,6 +139,7 @@ def as_run(found: PhotoSearch, model: str, rerank: dict[str, Any]) -> dict[str, 
                 "method": found.method,
                 "dim": found.dim,
                 "rerank": rerank,
+                "index": found.index,
                 "top": [[h.index for h in r.hits] for r in found.results],
                 "top_relevance": [["result"] * len(r.hits) for r in found.results],
                 "top_distance": [[h.distance for h in r.hits] for r in found.results],

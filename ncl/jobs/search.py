@@ -19,7 +19,7 @@ from ncl.jobs.config import as_list, build
 from ncl.jobs.parts import check_options, code_source
 from ncl.report.gallery import write_gallery
 from ncl.rerank import Reranking
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
     queries = image_set_at(query, set_name(query, "query-"))
     cfg = OmegaConf.merge(cfg, {"taps": as_list(cfg.taps)[:1]})
     compression: Compression = build(cfg.compression)
-    search: FlatSearch = build(cfg.search)
+    search: Search = build(cfg.search)
     rerank: Reranking = build(cfg.rerank)
     source = code_source(cfg)
     found = search_photos(database, queries, source, compression, search, rerank, k=cfg.k)

@@ -27,7 +27,7 @@ from ncl.atomic import write_atomically, write_text_atomically
 from ncl.cache import digest, file_stamp
 from ncl.io.decode import UnreadableImage, read_rgb
 from ncl.report.stats import estimate
-from ncl.report.table import per_query_metric, rerank_name
+from ncl.report.table import per_query_metric, search_name
 
 THUMB = 128  # pixels, the longer side
 FRAMES = {
@@ -108,7 +108,7 @@ def gallery(run: Mapping[str, Any], thumbs: Path, row_index: int = 0, k: int = 2
     images = run.get("gallery_images") or {}
     title = (
         f"{run['benchmark']} · {run['model']} · tap {row['tap']} · {row['method']} {row['dim']}"
-        f" · rerank {rerank_name(row)}"
+        f" · rerank {search_name(row)}"
     )
     if row.get("per_query"):
         metric = per_query_metric(row)
