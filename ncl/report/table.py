@@ -44,6 +44,9 @@ def with_rerank(label: str, rerank: str) -> str:
     return label if rerank == "none" else f"{label} +{rerank}"
 
 
+WIDE = 240  # columns of a table printed to a file or a pipe
+
+
 def per_query_metric(row: Mapping[str, Any]) -> str:
     """The per-query values behind the row's headline metric (mAP -> AP, medium/mAP ->
     medium/AP, N-S -> N-S)."""
@@ -70,7 +73,11 @@ def print_rows(title: str, rows: Sequence[Any], console: Console | None = None) 
             *(f"{r.metrics[m]:.4f}" for m in metric_names),
             f"{se:.4f}",
         )
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: full width, never columns cut to "…"
+            console = Console(width=WIDE)
+    console.print(table)
 
 
 def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, require_dir, require_file
-from ncl.data.benchmarks.base import PARTIAL_NOTE, BBox, Benchmark, BenchmarkFormatError, Query
+from ncl.data.benchmarks.base import (
+    PARTIAL_NOTE,
+    BBox,
+    Benchmark,
+    BenchmarkFormatError,
+    Query,
+    dropped_summary,
+)
 from ncl.protocols.official import RevisitedProtocol
 
 log = logging.getLogger(__name__)
@@ -211,7 +218,7 @@ def read_revisited(
             PARTIAL_NOTE,
             len(gt.qimlist),
             len(gt.qimlist) + len(dropped),
-            "; ".join(f"{q} ({why})" for q, why in dropped.items()) or "none",
+            dropped_summary(dropped),
         )
     database = merge_distractors({n: images / f"{n}.jpg" for n in gt.imlist}, root, distractor_dirs)
     queries = [
