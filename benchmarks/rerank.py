@@ -24,7 +24,7 @@ import numpy as np
 from ncl.compress.base import l2_normalize
 from ncl.rerank import AlphaQueryExpansion, DatabaseAugmentation, Reranking
 from ncl.rerank.neighbours import weighted_mean
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 BATCH = 1000  # rows per numpy matrix product
 
@@ -82,7 +82,7 @@ def main() -> None:
     qe, dba = AlphaQueryExpansion(k=2, alpha=3.0), DatabaseAugmentation(k=10, alpha=3.0)
 
     ncl_qe, t_ncl_qe = timed(
-        lambda: Reranking(qe=qe).rank(FlatSearch(gpu=False), x, owner, q, 100).ranks
+        lambda: Reranking(qe=qe).rank(Search(gpu=False), x, owner, q, 100).ranks
     )
 
     def numpy_qe() -> np.ndarray:

@@ -2,10 +2,10 @@
 configs come from fixtures, as in ashleve/lightning-hydra-template.
 
 `backbone` (a seeded random MobileNetV2) and `images` (ten small JPEGs) serve the extraction tests;
-`cfg_evaluate`, `cfg_extract`, `cfg_train` and `cfg_mine_pairs` each return a factory
+`cfg_evaluate`, `cfg_extract`, `cfg_search`, `cfg_train` and `cfg_mine_pairs` each return a factory
 `make(overrides) -> DictConfig` composing `conf/<job>.yaml` (see `helpers.configs`) with
 `paths.data_dir=<tmp_path>/data` and `paths.output_dir=<tmp_path>/out` (overrides may set
-either), HydraConfig set as in a run. Evaluate and extract also extract in process without
+either), HydraConfig set as in a run. Evaluate, extract and search also extract in process without
 progress bars (`extraction.num_workers=0`, `extraction.progress=false`).
 """
 
@@ -65,6 +65,11 @@ def cfg_evaluate(tmp_path: Path) -> Iterator[ConfigFactory]:
 @pytest.fixture
 def cfg_extract(tmp_path: Path) -> Iterator[ConfigFactory]:
     yield from _factory("extract", tmp_path, QUIET_EXTRACTION)
+
+
+@pytest.fixture
+def cfg_search(tmp_path: Path) -> Iterator[ConfigFactory]:
+    yield from _factory("search", tmp_path, QUIET_EXTRACTION)
 
 
 @pytest.fixture

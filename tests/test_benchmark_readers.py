@@ -233,6 +233,55 @@ def test_revisited_reads_gnd_and_images(tmp_path):
     assert junk[0].tolist() == [2, 3]  # junk + hard
 
 
+def test_revisited_partial_restricts_ground_truth_and_drops_queries(tmp_path):
+    fx = write_revisited(tmp_path)
+    for gone in ("oxford_000000", "oxford_000004", "oxford_000005", "all_souls_000002"):
+        (fx.image_dir / f"{gone}.jpg").unlink()
+    b = read_revisited(tmp_path, partial=True)
+    # query 1's positives (4, 5) are all absent; query 2's image is absent
+    assert [q.name for q in b.queries] == ["all_souls_000000"]
+    assert b.database == [
+        n for n in fx.imlist if n not in ("oxford_000000", "oxford_000004", "oxford_000005")
+    ]
+    names = lambda indices: [b.database[i] for i in indices]  # noqa: E731
+    positives, junk = b.protocol.setups["medium"]
+    assert names(positives[0]) == ["oxford_000001", "oxford_000002"]  # easy 1 and hard 2 stay
+    assert names(junk[0]) == ["oxford_000003"]
+    assert b.partial["queries"] == {
+        "kept": 1,
+        "dropped": 2,
+        "dropped_why": {
+            "all_souls_000001": "none of its 2 positives present",
+            "all_souls_000002": "query image 'all_souls_000002' absent",
+        },
+    }
+    assert b.partial["note"].startswith("partial: not comparable")
+    assert read_revisited(tmp_path).partial is None
+
+
+def test_real_revisited_paris_on_the_278_photos(caplog):
+    root = shared("paris6k-278")
+    gnd = shared("revisitop") / "gnd_rparis6k.pkl"
+    with caplog.at_level("WARNING"):
+        b = read_revisited(root, name="rparis6k", gnd_file=gnd, partial=True)
+    assert "; and 53 more, listed in results.json" in caplog.text  # five named, not 58
+    full = read_revisited_gnd(gnd)
+    assert len(b.queries) == 12 and b.partial["queries"]["dropped"] == 58
+    assert set(b.database) <= set(full.imlist) and len(b.database) == 238
+    for q, query in enumerate(b.queries):  # the same positives, by name, as far as present
+        original = full.qimlist.index(query.name)
+        present = set(b.database)
+        kept = [b.database[i] for i in b.protocol.setups["medium"][0][q]]
+        assert kept == sorted(
+            (
+                full.imlist[i]
+                for i in full.easy[original] + full.hard[original]
+                if full.imlist[i] in present
+            ),
+            key=b.database.index,
+        )
+
+
 def test_revisited_needs_no_image_files(tmp_path):
     fx = write_revisited(tmp_path, name="rparis6k", images=False)
     b = load_benchmark("rparis6k", tmp_path)

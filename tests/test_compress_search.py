@@ -99,8 +99,9 @@ def test_pca_whitening_power_one_is_whitening_and_zero_is_plain_pca():
     basis = PCABasis.fit(x, max_components=16)
     xn = l2_normalize(x) - basis.mean
     by_hand = xn @ (basis.components[:8] / np.sqrt(basis.eigenvalues[:8])[:, None]).T
+    # float32 both ways; dividing by the square root of a small eigenvalue scales rounding up
     np.testing.assert_allclose(
-        PCA(basis, 8, whiten=True, power=1.0)(x), l2_normalize(by_hand), atol=1e-5
+        PCA(basis, 8, whiten=True, power=1.0)(x), l2_normalize(by_hand), atol=5e-5
     )
     np.testing.assert_array_equal(PCA(basis, 8, whiten=True)(x), PCA(basis, 8, True, 1.0)(x))
     np.testing.assert_allclose(

@@ -84,6 +84,12 @@ def test_ukb_uses_database_codes_for_queries_and_logs_metrics(cfg_evaluate, tmp_
     else:  # offline, no account: the run's files are written for a later `wandb sync`
         runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
         assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+        # the gallery as a table of images: one line per query, the query and its top 5
+        (table,) = runs[0].rglob("gallery_*.table.json")
+        logged = json.loads(table.read_text())
+        assert logged["columns"] == ["query", "name", "N-S", "#1", "#2", "#3", "#4", "#5"]
+        assert len(logged["data"]) == 3 * 4  # every UKB image is a query
+        assert all(line[3] is not None and line[7] is None for line in logged["data"])  # depth 4
 
 
 def test_pca_without_a_fit_set_is_a_clear_error(oxford, cfg_evaluate):

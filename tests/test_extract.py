@@ -8,7 +8,7 @@ from helpers.paths import ROOT
 
 from ncl.codes.extraction import CodeExtractor, Extraction, ExtractionSettings, merge_shards
 from ncl.codes.store import CodeStore
-from ncl.data.images import ImageSet
+from ncl.data.images import ImageSet, folder_image_set
 from ncl.data.transforms import extraction_transform
 
 SETTINGS = ExtractionSettings(batch_size=4, num_workers=0, shard_size=4, progress=False)
@@ -55,11 +55,52 @@ def test_codes_match_a_plain_forward_and_taps_share_one_pass(
     assert_same_codes(sets["pool"].codes, direct_codes(backbone, images, "pool"))
     assert sets["pool"].meta["transform"]["crop"].startswith("none")
     assert not list((tmp_path / "codes" / "mnv2" / "toy").glob(".partial*"))
-    # an image rewritten since (a regenerated benchmark): the stored codes are stale
+    # an image rewritten since (a regenerated benchmark): the stored codes are stale, and only
+    # that image is coded again
     write_jpeg(images.files[0], size=(50, 50), seed=99)
     before = len(calls)
-    Extraction(images, backbone, "mnv2", ["pool", "logits"], store, SETTINGS).run()
-    assert len(calls) == before + 3
+    again = Extraction(images, backbone, "mnv2", ["pool", "logits"], store, SETTINGS).run()
+    assert len(calls) == before + 1
+    assert_same_codes(again["pool"].codes, direct_codes(backbone, images, "pool"))
+
+
+def test_a_changed_folder_codes_only_its_new_and_changed_images(backbone, tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    for i in range(6):
+        write_jpeg(folder / f"p{i}.jpg", size=(40, 30 + i), seed=i)
+    store = CodeStore(tmp_path / "codes")
+    coded: list[int] = []
+    original = CodeExtractor.predict_step
+
+    def counting(self, batch, batch_idx):
+        coded.extend(batch[1].tolist())
+        return original(self, batch, batch_idx)
+
+    def run(settings=SETTINGS, weights=""):
+        images = folder_image_set("photos", folder)
+        sets = Extraction(images, backbone, "m", ["pool"], store, settings, weights=weights).run()
+        return images, sets["pool"]
+
+    monkeypatch.setattr(CodeExtractor, "predict_step", counting)
+    run()
+    assert len(coded) == 6
+    coded.clear()
+    write_jpeg(folder / "p9.jpg", size=(33, 44), seed=9)  # a new photo
+    write_jpeg(folder / "p2.jpg", size=(50, 50), seed=42)  # an edited one
+    (folder / "p4.jpg").unlink()  # a removed one
+    images, codes = run()
+    assert sorted(images.names[i] for i in coded) == ["p2", "p9"]
+    assert codes.ids == images.names == ["p0", "p1", "p2", "p3", "p5", "p9"]
+    assert_same_codes(codes.codes, direct_codes(backbone, images, "pool"))
+    assert (codes.path / "stamps.txt").read_text().splitlines() == images.stamps()
+    # other weights or another dtype lend nothing: every image is coded again
+    coded.clear()
+    run(weights="other")
+    assert len(coded) == 6
+    coded.clear()
+    half = ExtractionSettings(batch_size=4, num_workers=0, progress=False, dtype="float16")
+    run(half, weights="other")
+    assert len(coded) == 6
 
 
 def test_interrupted_run_resumes_with_the_images_left(backbone, images, tmp_path, monkeypatch):

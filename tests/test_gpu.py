@@ -12,6 +12,8 @@ from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
 from ncl.jobs.train import run_training
 from ncl.search.flat import gpu_available, rank
+from ncl.search.index import IVFFlat
+from ncl.search.search import Search
 
 pytestmark = pytest.mark.gpu
 
@@ -54,6 +56,25 @@ def test_faiss_gpu_ranks_as_the_cpu_does():
             len(set(a[:10]) & set(b[:10])) / 10
             for a, b in zip(on_cpu.ranks, on_gpu.ranks, strict=True)
         ]
+    )
+    assert agreement > 0.99
+
+
+def test_a_trained_index_on_the_gpus_ranks_as_on_the_cpu():
+    """An IVF index searched on every GPU (sharded over them when there are several) finds
+    what the CPU index finds, every list probed."""
+    assert gpu_available(), "faiss sees no GPU: install faiss-gpu (the gpu extra)"
+    rng = np.random.default_rng(0)
+    x, q, train = (
+        unit_rows(rng.standard_normal((n, 32))).astype(np.float32) for n in (5000, 50, 2000)
+    )
+    owner = np.arange(len(x))
+    kind = IVFFlat(nlist=16, nprobe=16)
+    on_cpu = Search(gpu=False, index=kind).rank(x, owner, q, 20, train=train)
+    on_gpu = Search(gpu=True, index=kind).rank(x, owner, q, 20, train=train)
+    assert on_gpu.device == "gpu"
+    agreement = np.mean(
+        [len(set(a) & set(b)) / 20 for a, b in zip(on_cpu.ranks, on_gpu.ranks, strict=True)]
     )
     assert agreement > 0.99
 

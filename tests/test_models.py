@@ -61,7 +61,8 @@ def shipped() -> dict[str, Backbone]:
 
 
 def test_registry_lists_every_network() -> None:
-    assert list_backbones() == sorted([*ALL, "timm"])  # timm: any architecture, by name
+    # timm, torchvision: any of their architectures, by name
+    assert list_backbones() == sorted([*ALL, "timm", "torchvision"])
 
 
 def test_unknown_name_lists_the_available_ones() -> None:

@@ -18,7 +18,7 @@ from ncl.demo import demo_benchmark
 from ncl.eval.compression import Compression, PCACompression
 from ncl.eval.run import evaluate
 from ncl.models import BackboneSpec
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 SETTINGS = ExtractionSettings(batch_size=32, num_workers=1, progress=False)
 SHIPPED = ("efficientnet_lite0", "mobilenet_v2")
@@ -44,14 +44,14 @@ def random_init_scores(benchmark, store, key):
     source = NeuralCodes(
         BackboneSpec("efficientnet_lite0", pretrained=False), ["pool"], store, SETTINGS
     )
-    return headline(evaluate(benchmark, source, Compression(), FlatSearch()), key)
+    return headline(evaluate(benchmark, source, Compression(), Search()), key)
 
 
 def test_demo_imagenet_codes_and_their_pca_beat_random_init(demo, store):
     fit = folder_image_set("demo_train", demo.database_files[0].parents[1] / "train")
     spec = PCACompression(dim=(None, 64), fit_on=fit)
     source = NeuralCodes(BackboneSpec("efficientnet_lite0"), ["pool"], store, SETTINGS)
-    trained = headline(evaluate(demo, source, spec, FlatSearch()), "mAP")
+    trained = headline(evaluate(demo, source, spec, Search()), "mAP")
     random_init = random_init_scores(demo, store, "mAP")
     assert trained[("pool", 1280)] > 0.55
     assert trained[("pool", 1280)] > random_init[("pool", 1280)] + 0.25
@@ -67,7 +67,7 @@ def test_ukb_sample_shipped_networks_beat_random_init(model, store):
             ukb,
             NeuralCodes(BackboneSpec(model), ["pool"], store, SETTINGS),
             Compression(),
-            FlatSearch(),
+            Search(),
         ),
         "N-S",
     )

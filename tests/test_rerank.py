@@ -19,7 +19,7 @@ from ncl.rerank import (
     Reranking,
 )
 from ncl.rerank.neighbours import ivf_self_rank, top_images
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 
 def at(*degrees: float) -> np.ndarray:
@@ -61,7 +61,7 @@ def test_alpha_qe_with_alpha_0_is_aqe_and_with_k_1_keeps_the_top_but_not_the_ran
     # the claim "alpha-QE with alpha=0, k=1 is the identity on rankings" does not hold: the
     # query moves halfway to its top-1, which stays first, but the others can swap
     database = at(10, -25, 30)
-    search, qe = FlatSearch(), Reranking(qe=AlphaQueryExpansion(k=1, alpha=0))
+    search, qe = Search(), Reranking(qe=AlphaQueryExpansion(k=1, alpha=0))
     plain = search.rank(database, one_code_each(database), at(0), None).ranks
     expanded = qe.rank(search, database, one_code_each(database), at(0), None).ranks
     assert plain.tolist() == [[0, 1, 2]] and expanded.tolist() == [[0, 2, 1]]
@@ -94,7 +94,7 @@ def test_several_codes_per_image_give_image_level_neighbours_and_rankings():
     assert (near >= 0).all()
     assert all(len(set(row)) == 4 for row in images.tolist())  # each image once
     assert not (images == owner[:, None]).any()  # never the code's own image
-    search = FlatSearch(database_rotations=(90,))
+    search = Search(database_rotations=(90,))
     reranking = Reranking(dba=DatabaseAugmentation(k=3), qe=AlphaQueryExpansion(k=2))
     ranks = reranking.rank(search, database, owner, upright[:5], None).ranks
     assert ranks.shape == (5, 30)

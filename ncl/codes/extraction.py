@@ -4,7 +4,9 @@ Lightning's `predict` runs the backbone on one or many devices; `ShardWriter` sa
 process's codes in small shards as they come, atomically, so an interrupted run resumes with the
 images it has not done yet. When every image is done the shards are merged, in image-set order
 and de-duplicated by index (a DistributedSampler pads the last batch with repeats), into one
-code set per tap. Unreadable images are left out and listed in each set's meta.json.
+code set per tap. Unreadable images are left out and listed in each set's meta.json. A stale
+code set lends the codes of its unchanged images (`ncl.codes.incremental`): only new or changed
+images are coded again.
 
 The `conv` map tap is pooled before it is stored, at one scale or several (`extraction.scales`):
 `ncl.models.descriptor` computes the codes and names their code sets (`conv-gem3`).
@@ -31,6 +33,7 @@ from torch import nn
 from ncl.atomic import save_npz_atomically
 from ncl.cache import Artifact, digest, lock_for
 from ncl.codes.engines import compute_dtype, engine_module, resolve_engine
+from ncl.codes.incremental import carry_over, write_stamps
 from ncl.codes.store import (
     CODE_DTYPES,
     CodeSet,
@@ -183,12 +186,14 @@ def _shards(partial_dir: Path) -> list[Path]:
 
 
 def _engines(partial_dir: Path) -> list[str]:
-    """The engines that computed the shards (one, unless a resumed run used another)."""
+    """The engines that computed the shards (one, unless a resumed run used another; rows a
+    stale code set lent, `ncl.codes.incremental`, name none)."""
     engines: set[str] = set()
     for shard in _shards(partial_dir):
         with np.load(shard) as f:
-            engines.add(str(f["engine"]) if "engine" in f.files else "torch")
-    return sorted(engines)
+            if "engine" in f.files:
+                engines.add(str(f["engine"]))
+    return sorted(engines) or ["torch"]
 
 
 def _done_indices(partial_dir: Path) -> set[int]:
@@ -295,6 +300,9 @@ class Extraction:
         key = digest([self.artifact(t).key for t in sorted(taps)], 12)
         partial_dir = self.store.path(self.model, images.name, f".partial-{key}")
         partial_dir.mkdir(parents=True, exist_ok=True)
+        if not _shards(partial_dir):
+            artifacts = {self.descriptor.code_name(t): self.artifact(t) for t in taps}
+            carry_over(artifacts, images, partial_dir, settings.shard_size)
         done = _done_indices(partial_dir)
         todo = [i for i in range(len(images)) if i not in done]
         if done:
@@ -323,7 +331,8 @@ class Extraction:
             else MultiScale(backbone.mean, backbone.std, sizes),
             indices=todo,
             batch_size=settings.batch_size,
-            num_workers=settings.num_workers,
+            # starting worker processes costs more than decoding one batch in this one
+            num_workers=settings.num_workers if len(todo) > settings.batch_size else 0,
             reduce_to=max(sizes) if settings.decode == "reduced" else None,
         )
         names = [self.descriptor.code_name(t) for t in taps]
@@ -438,7 +447,11 @@ def merge_shards(
     kept = np.flatnonzero(position >= 0)
     position[kept] = np.arange(len(kept))
     failed_names = sorted(images.names[i] for i in failed if position[i] < 0)
+    stamps = images.stamps()
     ids = [images.names[i] for i in kept]
+    if not ids:
+        unread = [str(images.files[i]) for i in sorted(failed)[:3]]
+        raise ValueError(f"{images.name}: none of its images could be read, e.g. {unread}")
     if failed_names:
         log.warning(
             "%d unreadable image(s) left out of %s: %s",
@@ -459,6 +472,7 @@ def merge_shards(
             out.flush()
             del out
             write_ids(tmp, ids)
+            write_stamps(tmp, [stamps[i] for i in kept])
         read_codes(artifact.path)
 
 
@@ -468,4 +482,4 @@ def _tap_dim(shards: Sequence[Path], tap: str, image_set: str) -> int:
             codes = f[f"tap_{tap}"]
             if codes.size:
                 return int(codes.shape[1])
-    raise RuntimeError(f"{image_set}: no image could be read, nothing to write")
+    raise AssertionError(f"{image_set}: no shard holds codes of {tap}")

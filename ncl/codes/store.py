@@ -5,6 +5,8 @@ A code set is a directory holding
   codes.npy  N x dim, float32 or float16, readable by ``numpy.load(..., mmap_mode="r")`` alone
   meta.json  what made it: the artifact cache's key and inputs, model, tap, transform, count,
              dtype, command; written last
+  stamps.txt what each row was coded from (file size and mtime, box, rotation), written by
+             extraction, so that a remade set codes only new or changed images (optional)
 A set is an artifact of `ncl.cache`: only ever published by renaming a complete staging directory
 into place, so a reader never sees a half-written one, and remade when its inputs change; `read_codes` still checks that the three files agree.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ncl.cache import file_stamp
 from ncl.data.benchmarks.base import BBox, Benchmark
 from ncl.data.transforms import crop_box, rotate90
 from ncl.io.decode import UnreadableImage, read_rgb, read_rgb_reduced
@@ -52,17 +54,24 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def stamps(self) -> list[str]:
+        """One line per image of what stands in for its content as coded: file size and mtime,
+        crop box and rotation. Two sets' images with equal stamps have equal codes, which lets a
+        changed folder be coded again only where it changed (`ncl.codes.incremental`)."""
+        lines = []
+        for i, (name, path) in enumerate(zip(self.names, self.files, strict=True)):
+            box = self.boxes[i] if self.boxes else None
+            lines.append(
+                f"{file_stamp(path)}\t{json.dumps(box)}\t{self.rotations.get(name, 0) % 360}"
+            )
+        return lines
+
     def fingerprint(self) -> str:
         """Changes when any image, crop box or rotation does (file size and mtime stand in for
         content), so codes of a regenerated or edited set are never taken for current."""
         h = hashlib.sha1()
-        for name, path in zip(self.names, self.files, strict=True):
-            try:
-                st = path.stat()
-                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            except OSError:
-                h.update(f"{name}\0missing\n".encode())
-        h.update(json.dumps([self.boxes, sorted(self.rotations.items())]).encode())
+        for name, stamp in zip(self.names, self.stamps(), strict=True):
+            h.update(f"{name}\0{stamp}\n".encode())
         return h.hexdigest()[:16]
 
     def turned(self, degrees: int) -> ImageSet:
@@ -83,11 +92,28 @@ def folder_image_set(name: str, root: str | Path) -> ImageSet:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: image folder not found (image set {name!r})")
+    try:
+        with os.scandir(root):
+            pass
+    except PermissionError as e:
+        raise PermissionError(f"{root}: cannot read the folder ({e.strerror})") from e
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) below it")
     names = [p.relative_to(root).with_suffix("").as_posix() for p in files]
     return ImageSet(name=name, names=names, files=files)
+
+
+def image_set_at(path: str | Path, name: str) -> ImageSet:
+    """The images of a folder (below it), or one image file, as the image set `name`."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_image_set(name, path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such image or folder")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
+    return ImageSet(name=name, names=[path.stem], files=[path])
 
 
 def database_image_set(benchmark: Benchmark) -> ImageSet:

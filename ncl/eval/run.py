@@ -4,6 +4,10 @@ Codes come from a code source (a network's taps or a local-feature baseline, `nc
 through the code store, computed on demand (once; later runs and every job of a sweep reuse
 them); PCA bases are fitted once per (fit set, tap) and cached beside the fit codes. One call
 evaluates the product of the source's taps and the dimensions and returns one result row each.
+Distractors (`ncl.codes.distractors`) are code sets appended to the database: their rows rank
+as images past the benchmark's, which no protocol counts as positive. The database is handed to
+the search as `CodeRows` (memory-mapped, compressed a chunk at a time); a trained index learns
+on the codes of its own `train_on` image set, compressed as the row's database.
 """
 
 from __future__ import annotations
@@ -16,13 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from ncl.codes.distractors import Distractors
 from ncl.codes.source import CodeSource
 from ncl.codes.store import CodeSet
+from ncl.compress.base import Compressor
 from ncl.data.benchmarks.base import Benchmark
 from ncl.data.images import ImageSet, database_image_set, query_image_set
 from ncl.eval.compression import Compression
 from ncl.rerank import DatabaseKey, Reranking
-from ncl.search.flat import FlatSearch
+from ncl.search.index import IVFFlat
+from ncl.search.rows import CodeRows, sample_rows
+from ncl.search.search import Search
+
+# codes an index trained on the database itself learns from (k-means samples 256 per list)
+DATABASE_TRAIN_SAMPLE = 1 << 18
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,7 @@ class ResultRow:
     depth: int
     search_device: str
     seconds: dict[str, float] = field(default_factory=dict)
+    index: dict[str, Any] = field(default_factory=lambda: {"name": "flat"})  # kind, params, bytes
     compressor: dict[str, Any] = field(default_factory=dict)  # a learned one's provenance
     rerank: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     unreadable_queries: list[str] = field(default_factory=list)  # ranked nothing, scored 0
@@ -97,18 +109,64 @@ def extraction_record(sets: Sequence[CodeSet]) -> dict[str, str]:
     return {key: "+".join(sorted(v)) for key, v in values.items()}
 
 
+def index_training_codes(search: Search, source: CodeSource) -> dict[str, CodeSet]:
+    """The codes a trained index learns on: its `train_on` image set's (none for an index that
+    trains on nothing or on the database). Training on the database is refused unless asked."""
+    kind = search.index
+    if not isinstance(kind, IVFFlat) or kind.trains_on_database:
+        return {}
+    if not isinstance(kind.train_on, ImageSet):
+        raise ValueError(
+            f"search.index ({kind.name}) needs a separate image set to train on "
+            "(search.index.train_on, default the benchmark's fit_on), or "
+            "search.index.train_on=database to train on the database itself (recorded)"
+        )
+    return source.codes(kind.train_on)
+
+
+def training_codes(
+    search: Search, train: dict[str, CodeSet], tap: str, compressor: Compressor, x: CodeRows
+) -> tuple[np.ndarray | None, Any]:
+    """The compressed codes a trained index of this row learns on, and what stands for them in
+    the index's cache key."""
+    kind = search.index
+    if not isinstance(kind, IVFFlat):
+        return None, None
+    if kind.trains_on_database:
+        return sample_rows(x, DATABASE_TRAIN_SAMPLE), "database"
+    return compressor(np.asarray(train[tap].codes)), train[tap].identity
+
+
+def owners(benchmark: Benchmark, sets: Sequence[CodeSet], extra: CodeSet | None) -> np.ndarray:
+    """Each code row's image: its place in the benchmark's database (an image without codes is
+    never ranked), distractor rows after the whole database, one image each."""
+    position = {name: i for i, name in enumerate(benchmark.database)}
+    owner = [position[n] for s in sets for n in s.ids]
+    if extra is not None:
+        clash = position.keys() & set(extra.ids)
+        if clash:
+            raise ValueError(
+                f"{extra.path}: distractor names already used by the benchmark's database, "
+                f"e.g. {sorted(clash)[:3]}"
+            )
+        owner += range(len(benchmark.database), len(benchmark.database) + len(extra))
+    return np.asarray(owner, dtype=np.int64)
+
+
 def evaluate(
     benchmark: Benchmark,
     source: CodeSource,
     compression: Compression,
-    search: FlatSearch,
+    search: Search,
     rerank: Reranking | None = None,
     *,
     crop_queries: bool = True,
     top_k: int = 20,
+    distractors: Distractors | None = None,
 ) -> list[ResultRow]:
-    """One row per tap and dimension; `rerank` (default none) runs around the search. Each row
-    keeps every query's first `top_k` results with their relevance, for ranking galleries."""
+    """One row per tap and dimension; `rerank` (default none) runs around the search;
+    `distractors` join the database. Each row keeps every query's first `top_k` results with
+    their relevance, for ranking galleries."""
     rerank = rerank or Reranking()
     taps = source.taps
     t0 = time.perf_counter()
@@ -127,6 +185,8 @@ def evaluate(
             )
         else:
             fit = source.codes(compression.fit_on)
+    extra = distractors.codes(source) if distractors is not None else {}
+    train = index_training_codes(search, source)
     codes_seconds = time.perf_counter() - t0
     missing = len(benchmark.database) - len(db[taps[0]])
     if missing:
@@ -134,14 +194,13 @@ def evaluate(
             "%d database image(s) have no codes (unreadable); they count as never retrieved",
             missing,
         )
-    position = {name: i for i, name in enumerate(benchmark.database)}
     rows = []
     for tap in taps:
         database = db[tap]
         sets = [database, *(t[tap] for t in turned)]
-        # each code row -> its image in the benchmark's database (one without codes: never ranked)
-        owner = np.asarray([position[n] for s in sets for n in s.ids], dtype=np.int64)
-        codes = np.concatenate([np.asarray(s.codes) for s in sets]) if turned else database.codes
+        owner = owners(benchmark, sets, extra.get(tap))
+        if tap in extra:
+            sets.append(extra[tap])
         for dim in compression.dims:
             if dim is not None and dim > database.dim:
                 # e.g. PCA to 128 of a 64-word BoVW or sparse code: nothing to compress
@@ -155,7 +214,9 @@ def evaluate(
                 continue
             t1 = time.perf_counter()
             compressor = compression.compressor(fit.get(tap), dim, database.dim)
-            x, q = compressor(np.asarray(codes)), compressor(queries.codes[tap])
+            x = CodeRows([s.codes for s in sets], compressor, compressor.dim)
+            q = compressor(queries.codes[tap])
+            learn, learned_from = training_codes(search, train, tap, compressor, x)
             t2 = time.perf_counter()
             key = DatabaseKey(
                 database.path,
@@ -164,12 +225,17 @@ def evaluate(
                     "compressor": compression.identity(fit.get(tap), dim),
                 },
             )
-            ranking = rerank.rank(search, x, owner, q, benchmark.protocol.depth, key)
+            ranking = rerank.rank(
+                search, x, owner, q, benchmark.protocol.depth, key, learn, learned_from
+            )
             ranks = np.full((len(queries.present), ranking.depth), -1, dtype=np.int64)
             ranks[queries.present] = ranking.ranks
             t3 = time.perf_counter()
             scores = benchmark.protocol.score(ranks)
             t4 = time.perf_counter()
+            index_seconds = ranking.index.get("build_seconds") or 0.0
+            if ranking.index.get("reused"):
+                index_seconds = ranking.index.get("load_seconds", 0.0)
             rows.append(
                 ResultRow(
                     tap=tap,
@@ -179,7 +245,13 @@ def evaluate(
                     per_query=scores.per_query,
                     depth=ranking.depth,
                     search_device=ranking.device,
-                    seconds={"compress": t2 - t1, "search": t3 - t2, "score": t4 - t3},
+                    seconds={
+                        "compress": t2 - t1,
+                        "index": index_seconds,
+                        "search": t3 - t2 - index_seconds,
+                        "score": t4 - t3,
+                    },
+                    index=ranking.index,
                     compressor=dict(getattr(compressor, "info", {})),
                     rerank=rerank.record(),
                     unreadable_queries=queries.unreadable,

@@ -21,7 +21,12 @@ def check_options(cfg: DictConfig) -> None:
     here, with the option's name and what it allows, and nothing is written."""
     settings = ExtractionSettings(**cfg.extraction)
     if cfg.get("search"):
-        build(cfg.search)
+        # an index's train_on image set is read once the benchmark is (the demo is generated)
+        trains = "train_on" in (cfg.search.get("index") or {})
+        build(cfg.search, **({"index": {"train_on": None}} if trains else {}))
+    if cfg.get("distractors"):
+        image_sets = [k for k in ("images", "like") if k in cfg.distractors]
+        build(cfg.distractors, **dict.fromkeys(image_sets))
     if cfg.get("rerank"):
         build(cfg.rerank)
     if cfg.get("compression"):

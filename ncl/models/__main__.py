@@ -9,6 +9,7 @@ import timm
 
 from ncl.models import WeightsNotFoundError, create_backbone, list_backbones
 from ncl.models.registry import has_published_weights
+from ncl.models.torchvision_any import architectures
 
 
 def weights_status(name: str) -> str:
@@ -24,7 +25,7 @@ def weights_status(name: str) -> str:
 def main() -> None:
     logging.disable(logging.WARNING)
     for name in list_backbones():
-        if name == "timm":
+        if name in ("timm", "torchvision"):
             continue
         taps = ", ".join(create_backbone(name, pretrained=False).tap_dims)
         print(f"{name:20s} taps: conv, {taps}\n{'':20s} weights: {weights_status(name)}")
@@ -32,6 +33,11 @@ def main() -> None:
     print(
         f"{'timm':20s} any of its {count} architectures: model=timm model.name=<architecture>, "
         "weights from model.weights=<file> or the Hugging Face / torch hub cache"
+    )
+    print(
+        f"{'torchvision':20s} any of its {len(architectures())} classifiers: model=torchvision "
+        "model.name=<architecture>, weights from model.weights=<file or IMAGENET1K_V1, ...> "
+        "or the torch hub cache"
     )
 
 

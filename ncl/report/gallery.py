@@ -1,5 +1,5 @@
 """python -m ncl.report.gallery RUN_DIR: the rankings of an evaluation as a page a person can
-look at, before believing its number.
+look at, before believing its number (and the results of `search.py`, which has no ground truth).
 
 Per query, worst first: the query (its box drawn where the protocol crops), its AP, and its top
 results as thumbnails framed by the ground truth (green positive, orange junk, red negative), the
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,16 @@ from ncl.atomic import write_atomically, write_text_atomically
 from ncl.cache import digest, file_stamp
 from ncl.io.decode import UnreadableImage, read_rgb
 from ncl.report.stats import estimate
-from ncl.report.table import per_query_metric, rerank_name
+from ncl.report.table import per_query_metric, search_name
 
 THUMB = 128  # pixels, the longer side
-FRAMES = {"positive": "#2e9d3a", "junk": "#e0a100", "negative": "#c62828", "query": "#1f5fbf"}
+FRAMES = {
+    "positive": "#2e9d3a",
+    "junk": "#e0a100",
+    "negative": "#c62828",
+    "query": "#1f5fbf",
+    "result": "#777777",  # a search without ground truth
+}
 
 
 def thumbnail(path: str | Path, folder: Path, box: Sequence[float] | None = None) -> Path | None:
@@ -62,60 +69,136 @@ def thumbnail(path: str | Path, folder: Path, box: Sequence[float] | None = None
     return out
 
 
-def _img(path: Path | None, page_dir: Path, frame: str, caption: str) -> str:
-    style = f"border:4px solid {FRAMES[frame]}"
-    if path is None:
-        return f'<div class="r" style="{style}">unreadable<br>{html.escape(caption)}</div>'
-    src = html.escape(Path(os.path.relpath(path, page_dir)).as_posix())
-    return f'<figure class="r"><img src="{src}" style="{style}" loading="lazy"><figcaption>{html.escape(caption)}</figcaption></figure>'
+@dataclass(frozen=True)
+class Thumb:
+    """One picture of a gallery: its thumbnail (None: unreadable), frame and caption."""
+
+    path: Path | None
+    frame: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class QueryLine:
+    """One query of a gallery: its name, the value it is judged by, and its pictures."""
+
+    name: str
+    heading: str
+    value: float | None
+    query: Thumb
+    results: list[Thumb]
+
+
+@dataclass(frozen=True)
+class Gallery:
+    title: str
+    metric: str | None  # what each query's value is (AP, N-S); None without ground truth
+    note: str  # the order of the queries
+    legend: list[str]
+    lines: list[QueryLine]
+
+
+def gallery(run: Mapping[str, Any], thumbs: Path, row_index: int = 0, k: int = 20) -> Gallery:
+    """The queries of one result row as pictures: an evaluation's worst first, each with its AP
+    and its results framed by the ground truth; a search's (no ground truth) in order, each
+    result with its distance. The page and the wandb table both show this."""
+    row = run["rows"][row_index]
+    names = run.get("query_names") or [f"query #{i}" for i in range(len(row["top"]))]
+    queries = run.get("query_images") or []
+    images = run.get("gallery_images") or {}
+    title = (
+        f"{run['benchmark']} · {run['model']} · tap {row['tap']} · {row['method']} {row['dim']}"
+        f" · rerank {search_name(row)}"
+    )
+    if row.get("per_query"):
+        metric = per_query_metric(row)
+        values: list[float | None] = list(row["per_query"][metric])
+        order = sorted(range(len(values)), key=lambda i: (np.nan_to_num(values[i], nan=np.inf), i))
+        title += f" · {metric} {estimate(values)}"
+        headings = [f"{metric} {v:.3f}" for v in values]
+        note, legend = "queries worst first", ["positive", "junk", "negative", "query"]
+        judged_by: str | None = metric
+    else:
+        values = [None] * len(names)
+        order = list(range(len(names)))
+        headings = [f"{len(top)} results" for top in row["top"]]
+        note, legend = "no ground truth: results by distance", ["query", "result"]
+        judged_by = None
+    distances = row.get("top_distance") or [[None] * len(top) for top in row["top"]]
+    lines = []
+    for q in order:
+        query = queries[q] if q < len(queries) else {}
+        path = query.get("path")
+        results = []
+        for index, label, distance in zip(
+            row["top"][q][:k], row["top_relevance"][q][:k], distances[q][:k], strict=True
+        ):
+            found = images.get(str(index))
+            caption = Path(found or "?").stem + ("" if distance is None else f" {distance:.3f}")
+            results.append(Thumb(thumbnail(found, thumbs) if found else None, label, caption))
+        lines.append(
+            QueryLine(
+                names[q],
+                headings[q],
+                values[q],
+                Thumb(
+                    thumbnail(path, thumbs, query.get("bbox")) if path else None, "query", names[q]
+                ),
+                results,
+            )
+        )
+    return Gallery(title, judged_by, note, legend, lines)
+
+
+def _img(thumb: Thumb, page_dir: Path) -> str:
+    style = f"border:4px solid {FRAMES[thumb.frame]}"
+    caption = html.escape(thumb.caption)
+    if thumb.path is None:
+        return f'<div class="r" style="{style}">unreadable<br>{caption}</div>'
+    src = html.escape(Path(os.path.relpath(thumb.path, page_dir)).as_posix())
+    return f'<figure class="r"><img src="{src}" style="{style}" loading="lazy"><figcaption>{caption}</figcaption></figure>'
 
 
 def gallery_html(
     run: Mapping[str, Any], page_dir: Path, thumbs: Path, row_index: int = 0, k: int = 20
 ) -> str:
-    row = run["rows"][row_index]
-    metric = per_query_metric(row)
-    values = row["per_query"][metric]
-    names = run.get("query_names") or [f"query #{i}" for i in range(len(values))]
-    queries = run.get("query_images") or []
-    images = run.get("gallery_images") or {}
-    order = sorted(range(len(values)), key=lambda i: (np.nan_to_num(values[i], nan=np.inf), i))
-    summary = estimate(values)
-    settings = (
-        f"{run['benchmark']} · {run['model']} · tap {row['tap']} · {row['method']} {row['dim']}"
-        f" · rerank {rerank_name(row)} · {metric} {summary}"
-    )
+    page = gallery(run, thumbs, row_index, k)
     parts = [
         "<!doctype html><meta charset='utf-8'>",
-        f"<title>{html.escape(settings)}</title>",
+        f"<title>{html.escape(page.title)}</title>",
         "<style>body{font-family:sans-serif;margin:1em}.q{display:flex;flex-wrap:wrap;align-items:flex-start;"
         "gap:4px;margin:6px 0;border-top:1px solid #ccc;padding-top:6px}.r{margin:0;font-size:10px;"
         "width:136px;text-align:center}.r img{max-width:128px;max-height:128px}"
         ".h{width:150px;font-size:12px}</style>",
-        f"<h2>{html.escape(settings)}</h2>",
-        "<p>queries worst first; frames: "
-        + " ".join(f"<span style='color:{c}'>■ {n}</span>" for n, c in FRAMES.items())
+        f"<h2>{html.escape(page.title)}</h2>",
+        f"<p>{page.note}; frames: "
+        + " ".join(f"<span style='color:{FRAMES[n]}'>■ {n}</span>" for n in page.legend)
         + "</p>",
     ]
-    for q in order:
-        query = queries[q] if q < len(queries) else {}
-        qthumb = thumbnail(query["path"], thumbs, query.get("bbox")) if query.get("path") else None
+    for line in page.lines:
         cells = [
-            f'<div class="h"><b>{html.escape(names[q])}</b><br>{metric} {values[q]:.3f}</div>',
-            _img(qthumb, page_dir, "query", names[q]),
+            f'<div class="h"><b>{html.escape(line.name)}</b><br>{line.heading}</div>',
+            _img(line.query, page_dir),
+            *(_img(t, page_dir) for t in line.results),
         ]
-        for index, label in zip(row["top"][q][:k], row["top_relevance"][q][:k], strict=True):
-            path = images.get(str(index))
-            cells.append(
-                _img(
-                    thumbnail(path, thumbs) if path else None,
-                    page_dir,
-                    label,
-                    Path(path or "?").stem,
-                )
-            )
         parts.append('<div class="q">' + "".join(cells) + "</div>")
     return "\n".join(parts) + "\n"
+
+
+def thumbnail_folder(
+    run: Mapping[str, Any], run_dir: Path, thumbs: str | Path | None = None
+) -> Path:
+    """Where a run's thumbnails are kept: `thumbs`, else <data_dir>/thumbnails/<benchmark>,
+    shared by every gallery of the benchmark."""
+    data_dir = (run.get("config") or {}).get("paths", {}).get("data_dir")
+    folder = (
+        Path(thumbs)
+        if thumbs
+        else Path(data_dir) / "thumbnails"
+        if data_dir
+        else run_dir / "thumbnails"
+    )
+    return folder / run["benchmark"]
 
 
 def write_gallery(
@@ -131,16 +214,10 @@ def write_gallery(
         raise ValueError(
             f"{results}: its rows keep no rankings (made by an older ncl): evaluate again"
         )
-    data_dir = (run.get("config") or {}).get("paths", {}).get("data_dir")
-    folder = (
-        Path(thumbs)
-        if thumbs
-        else Path(data_dir) / "thumbnails"
-        if data_dir
-        else run_dir / "thumbnails"
-    )
     page = run_dir / "gallery.html"
-    write_text_atomically(page, gallery_html(run, run_dir, folder / run["benchmark"], row_index, k))
+    write_text_atomically(
+        page, gallery_html(run, run_dir, thumbnail_folder(run, run_dir, thumbs), row_index, k)
+    )
     return page
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ncl.report.stats import Estimate, estimate, paired_difference
-from ncl.report.table import per_query_metric, rerank_name
+from ncl.report.table import per_query_metric, search_name
 
 REFERENCE = {"tap": "pool", "method": ("none", "pca"), "rerank": "none"}
 
@@ -43,7 +43,7 @@ def _entries(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "method": row["method"],
                     "compression": compression_label(row),
                     "dim": int(row["dim"]),
-                    "rerank": rerank_name(row),
+                    "rerank": search_name(row),
                     "metric": metric,
                     "values": row["per_query"][metric],
                     "size": "full" if row["method"] == "none" else int(row["dim"]),

@@ -29,9 +29,22 @@ def rerank_name(row: Mapping[str, Any]) -> str:
     return str((row.get("rerank") or {}).get("name", "none"))
 
 
+def search_name(row: Mapping[str, Any]) -> str:
+    """What ran after compression: the re-ranker, and the index where it is not the exact flat
+    one ("none", "dba", "ivf_pq", "dba @ivf_pq"), so rows of a sweep over indexes stay apart."""
+    rerank = rerank_name(row)
+    index = str((row.get("index") or {}).get("name", "flat"))
+    if index == "flat":
+        return rerank
+    return f"@{index}" if rerank == "none" else f"{rerank} @{index}"
+
+
 def with_rerank(label: str, rerank: str) -> str:
     """A compression's label with the re-ranker after it, e.g. "pca 32 +dba+alpha_qe"."""
     return label if rerank == "none" else f"{label} +{rerank}"
+
+
+WIDE = 240  # columns of a table printed to a file or a pipe
 
 
 def per_query_metric(row: Mapping[str, Any]) -> str:
@@ -56,11 +69,15 @@ def print_rows(title: str, rows: Sequence[Any], console: Console | None = None) 
             r.tap,
             r.method,
             str(r.dim),
-            rerank_name(r.__dict__),
+            search_name(r.__dict__),
             *(f"{r.metrics[m]:.4f}" for m in metric_names),
             f"{se:.4f}",
         )
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: full width, never columns cut to "…"
+            console = Console(width=WIDE)
+    console.print(table)
 
 
 def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -75,7 +92,7 @@ def records(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "tap": row["tap"],
                     "method": row["method"],
                     "dim": row["dim"],
-                    "rerank": rerank_name(row),
+                    "rerank": search_name(row),
                     "paper_codes": (res.get("config") or {}).get("model", {}).get("paper_codes"),
                     **row["metrics"],
                 }

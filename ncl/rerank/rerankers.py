@@ -27,7 +27,6 @@ re-ranking, so the combination is exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,10 @@ from ncl.rerank.neighbours import (
     top_images,
     weighted_mean,
 )
-from ncl.search.flat import FlatSearch, Ranking
+from ncl.search.build import DatabaseKey
+from ncl.search.flat import Ranking
+from ncl.search.rows import CodeRows
+from ncl.search.search import Search
 
 
 def check_k(k: Any, option: str) -> None:
@@ -110,15 +112,6 @@ class AverageQueryExpansion(QueryExpansion):
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k}
-
-
-@dataclass(frozen=True)
-class DatabaseKey:
-    """Where a database's augmented codes are cached (`directory`, the code set's) and what
-    identifies the codes searched (`inputs`: the code sets' keys and stamps, the compressor)."""
-
-    directory: Path
-    inputs: Mapping[str, Any]
 
 
 # nprobe when only nlist is given (capped at nlist)
@@ -245,16 +238,22 @@ class Reranking:
 
     def rank(
         self,
-        search: FlatSearch,
-        database: np.ndarray,
+        search: Search,
+        database: np.ndarray | CodeRows,
         owner: np.ndarray,
         queries: np.ndarray,
         depth: int | None,
         key: DatabaseKey | None = None,
+        train: np.ndarray | None = None,
+        train_identity: Any = None,
     ) -> Ranking:
-        """`search.rank` with the re-rankers around it; `key` caches DBA's codes."""
+        """`search.rank` with the re-rankers around it; `key` caches DBA's codes and the built
+        index (of the augmented codes, with DBA), `train` is what an index learns on. The
+        re-rankers' own neighbours are exact, whatever the index."""
         if self.dba is not None:
-            database = self.dba.augment(database, owner, key, search.gpu)
+            database = self.dba.augment(np.asarray(database), owner, key, search.gpu)
+            key = None if key is None else key.with_inputs(dba=self.dba.params())
         if self.qe is not None:
+            database = np.asarray(database)
             queries = self.qe.expand(database, owner, queries, search.gpu)
-        return search.rank(database, owner, queries, depth)
+        return search.rank(database, owner, queries, depth, key, train, train_identity)

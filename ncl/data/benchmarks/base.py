@@ -17,6 +17,16 @@ from ncl.protocols import Protocol
 PARTIAL_NOTE = "partial: not comparable with published figures"
 
 
+def dropped_summary(dropped: dict[str, str], shown: int = 5) -> str:
+    """The queries a partial benchmark dropped, for the log: a few with why, then how many more
+    (results.json's `partial` record lists them all)."""
+    if not dropped:
+        return "none"
+    first = "; ".join(f"{q} ({why})" for q, why in list(dropped.items())[:shown])
+    more = len(dropped) - shown
+    return first + (f"; and {more} more, listed in results.json" if more > 0 else "")
+
+
 class BenchmarkFormatError(ValueError):
     """A benchmark file is missing or malformed; the message names the file and the problem."""
 

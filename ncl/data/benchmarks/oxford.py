@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, read_lines, require_dir
-from ncl.data.benchmarks.base import PARTIAL_NOTE, BBox, Benchmark, BenchmarkFormatError, Query
+from ncl.data.benchmarks.base import (
+    PARTIAL_NOTE,
+    BBox,
+    Benchmark,
+    BenchmarkFormatError,
+    Query,
+    dropped_summary,
+)
 from ncl.protocols.official import APProtocol
 
 log = logging.getLogger(__name__)
@@ -194,7 +201,7 @@ def read_oxford(
             PARTIAL_NOTE,
             len(kept),
             len(truths),
-            "; ".join(f"{q} ({why})" for q, why in dropped.items()) or "none",
+            dropped_summary(dropped),
         )
         truths = kept
     database = merge_distractors(images, root, distractor_dirs)

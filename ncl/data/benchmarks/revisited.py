@@ -12,15 +12,25 @@ where no image is present; `read_revisited` adds the file paths without opening 
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ncl.data.benchmarks._files import merge_distractors, require_dir, require_file
-from ncl.data.benchmarks.base import BBox, Benchmark, BenchmarkFormatError, Query
+from ncl.data.benchmarks._files import list_jpegs, merge_distractors, require_dir, require_file
+from ncl.data.benchmarks.base import (
+    PARTIAL_NOTE,
+    BBox,
+    Benchmark,
+    BenchmarkFormatError,
+    Query,
+    dropped_summary,
+)
 from ncl.protocols.official import RevisitedProtocol
+
+log = logging.getLogger(__name__)
 
 MAX_GND_BYTES = 64 << 20
 
@@ -40,12 +50,20 @@ class _PlainUnpickler(pickle._Unpickler):
 
 @dataclass(frozen=True)
 class RevisitedGroundTruth:
-    """What the pickle defines: database names, query names, query boxes and the protocol."""
+    """What the pickle defines: database names, query names, query boxes, and per query the
+    indices into `imlist` of its easy, hard and junk images."""
 
     imlist: list[str]
     qimlist: list[str]
     bboxes: list[BBox]
-    protocol: RevisitedProtocol
+    easy: list[list[int]]
+    hard: list[list[int]]
+    junk: list[list[int]]
+    kappas: Sequence[int] = (1, 5, 10)
+
+    @property
+    def protocol(self) -> RevisitedProtocol:
+        return RevisitedProtocol(self.easy, self.hard, self.junk, kappas=self.kappas)
 
 
 def _names(path: Path, data: dict, key: str) -> list[str]:
@@ -120,8 +138,47 @@ def read_revisited_gnd(
         imlist=imlist,
         qimlist=qimlist,
         bboxes=[_bbox(path, g, q) for g, q in zip(gnd, qimlist, strict=True)],
-        protocol=RevisitedProtocol(lists["easy"], lists["hard"], lists["junk"], kappas=kappas),
+        easy=lists["easy"],
+        hard=lists["hard"],
+        junk=lists["junk"],
+        kappas=kappas,
     )
+
+
+def restrict_to_present(
+    gt: RevisitedGroundTruth, present: Iterable[str]
+) -> tuple[RevisitedGroundTruth, dict[str, Any]]:
+    """The ground truth of the images present only: `imlist` restricted (in its order), indices
+    renumbered, a query whose image or every easy and hard positive is absent dropped; and the
+    record of what was kept, as `Benchmark.partial` holds it."""
+    present = set(present)
+    kept_images = [n for n in gt.imlist if n in present]
+    renumber = {gt.imlist.index(n): i for i, n in enumerate(kept_images)}
+    lists: dict[str, list[list[int]]] = {"easy": [], "hard": [], "junk": []}
+    qimlist, bboxes, dropped = [], [], {}
+    for q, (query, box) in enumerate(zip(gt.qimlist, gt.bboxes, strict=True)):
+        found = {key: [renumber[i] for i in getattr(gt, key)[q] if i in renumber] for key in lists}
+        if query not in present:
+            dropped[query] = f"query image {query!r} absent"
+        elif not found["easy"] + found["hard"]:
+            dropped[query] = f"none of its {len(gt.easy[q]) + len(gt.hard[q])} positives present"
+        else:
+            qimlist.append(query)
+            bboxes.append(box)
+            for key in lists:
+                lists[key].append(found[key])
+    named = set(gt.imlist) | set(gt.qimlist)
+    record = {
+        "note": PARTIAL_NOTE,
+        "images": {
+            "present": len(present),
+            "gt_present": len(named & present),
+            "gt_missing": len(named - present),
+        },
+        "queries": {"kept": len(qimlist), "dropped": len(dropped), "dropped_why": dropped},
+    }
+    restricted = RevisitedGroundTruth(kept_images, qimlist, bboxes, **lists, kappas=gt.kappas)
+    return restricted, record
 
 
 def read_revisited(
@@ -131,16 +188,38 @@ def read_revisited(
     gnd_file: str | Path | None = None,
     image_dir: str | Path = "jpg",
     distractor_dirs: Iterable[str | Path] = (),
+    partial: bool = False,
 ) -> Benchmark:
     """A revisited benchmark under `root`: `gnd_file` (default `gnd_<name>.pkl`) and `image_dir`.
 
     The database is `imlist` in its order, followed by every JPEG under `distractor_dirs`
     (R1M, never positive). Only the folders and the pickle must exist; relative paths are
-    under `root`.
+    under `root`. `partial`: only some of the images are present (`restrict_to_present`); the
+    benchmark says so (`Benchmark.partial`) and its figures are not comparable with published
+    ones.
     """
+    if not isinstance(partial, bool):
+        raise ValueError(f"benchmark.reader.partial must be true or false, got {partial!r}")
     root = Path(root)
     gt = read_revisited_gnd(root / (gnd_file or f"gnd_{name}.pkl"))
     images = require_dir(root / image_dir, "image")
+    record = None
+    if partial:
+        gt, record = restrict_to_present(gt, list_jpegs(images, recursive=False))
+        if not gt.qimlist:
+            raise BenchmarkFormatError(
+                f"{images}: no query of {name} has its image and a positive present; "
+                "nothing to evaluate"
+            )
+        dropped = record["queries"]["dropped_why"]
+        log.warning(
+            "%s: partial benchmark (%s): %d of %d queries kept; dropped: %s",
+            name,
+            PARTIAL_NOTE,
+            len(gt.qimlist),
+            len(gt.qimlist) + len(dropped),
+            dropped_summary(dropped),
+        )
     database = merge_distractors({n: images / f"{n}.jpg" for n in gt.imlist}, root, distractor_dirs)
     queries = [
         Query(name=q, image=q, path=images / f"{q}.jpg", bbox=box)
@@ -152,4 +231,5 @@ def read_revisited(
         database_files=list(database.values()),
         queries=queries,
         protocol=gt.protocol,
+        partial=record,
     )

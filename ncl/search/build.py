@@ -1,0 +1,111 @@
+"""Building a compressed index once: trained, filled chunk by chunk, written beside the codes.
+
+An index other than the exact flat one is an artifact of `ncl.cache` in the database's code-set
+directory, `index-<kind>-<digest>/index.faiss`, keyed by what identifies the codes searched
+(`DatabaseKey`: the code sets' keys and stamps, the compressor), the codes the index was trained
+on, its kind and its build settings. A later run, or another job of a sweep over search-time
+settings, memory-maps it (`faiss.IO_FLAG_MMAP`) instead of building it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ncl.cache import Artifact, digest
+from ncl.io.progress import progress_bar
+from ncl.search.index import IndexKind
+from ncl.search.rows import CodeRows, row_chunks
+
+INDEX_FILE = "index.faiss"
+
+
+@dataclass(frozen=True)
+class DatabaseKey:
+    """Where artifacts made from a database's codes are cached (`directory`, the code set's)
+    and what identifies the codes searched (`inputs`: the code sets' keys and stamps, the
+    compressor)."""
+
+    directory: Path
+    inputs: Mapping[str, Any]
+
+    def with_inputs(self, **more: Any) -> DatabaseKey:
+        """The same database with more inputs (e.g. the re-ranking that changed its codes)."""
+        return DatabaseKey(self.directory, {**self.inputs, **more})
+
+
+def make_index(
+    kind: IndexKind, database: np.ndarray | CodeRows, train: np.ndarray | None
+) -> faiss.Index:
+    """A new CPU index of `kind`, trained on `train`, the database added a chunk at a time."""
+    dim = database.shape[1]
+    index = faiss.index_factory(dim, kind.factory(dim), faiss.METRIC_L2)
+    kind.prepare(index)
+    if not index.is_trained:
+        if train is None or len(train) == 0:
+            raise ValueError(f"a {kind.name} index needs codes to train on, got none")
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+    with progress_bar(f"index {kind.name}", len(database)) as advance:
+        for chunk in row_chunks(database):
+            index.add(chunk)
+            advance(len(chunk))
+    return index
+
+
+def index_bytes(index: faiss.Index) -> int:
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def built_index(
+    kind: IndexKind,
+    database: np.ndarray | CodeRows,
+    train: np.ndarray | None,
+    key: DatabaseKey | None,
+    train_identity: Any = None,
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """The index of `kind` over `database` and what to record of it (bytes, seconds, where it
+    is kept). With a `key` it is made once, kept beside the codes and memory-mapped when
+    current; `train_identity` stands for the training codes in its key."""
+    started = time.perf_counter()
+    if key is None:
+        index = make_index(kind, database, train)
+        seconds = time.perf_counter() - started
+        return index, {"bytes": index_bytes(index), "build_seconds": seconds, "reused": False}
+    inputs = {
+        **key.inputs,
+        "shape": list(database.shape),
+        "index": kind.name,
+        "factory": kind.factory(database.shape[1]),
+        **kind.build_params(),
+        "train": train_identity,
+    }
+    artifact = Artifact(key.directory / f"index-{kind.name}-{digest(inputs)}", inputs)
+    built: dict[str, Any] = {}
+
+    def make(tmp: Path) -> dict[str, Any]:
+        faiss.write_index(make_index(kind, database, train), str(tmp / INDEX_FILE))
+        built["build_seconds"] = time.perf_counter() - started
+        return built
+
+    def read(path: Path) -> faiss.Index:
+        return faiss.read_index(str(path / INDEX_FILE), faiss.IO_FLAG_MMAP)
+
+    index = artifact.load(make, read, f"{kind.name} index")
+    if index.ntotal != len(database):
+        raise ValueError(
+            f"{artifact.path / INDEX_FILE}: holds {index.ntotal} codes, not {len(database)}"
+        )
+    meta = artifact.meta or {}
+    return index, {
+        "bytes": (artifact.path / INDEX_FILE).stat().st_size,
+        "build_seconds": meta.get("build_seconds"),
+        "load_seconds": time.perf_counter() - started,
+        "reused": not built,
+        "path": str(artifact.path),
+    }

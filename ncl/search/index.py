@@ -1,0 +1,181 @@
+"""The faiss indexes a search can use, chosen by name (`search=flat|ivf_flat|ivf_pq|hnsw`).
+
+`Flat` is exact (the paper's search and the default). The others trade exactness for speed and
+memory at a million images and beyond:
+- `IVFFlat(nlist, nprobe)`: k-means cuts the space into `nlist` lists; a query scans the codes
+  of its `nprobe` nearest lists (nprobe = nlist: every list, exact).
+- `IVFPQ(nlist, m, nbits, nprobe, opq)`: the same lists holding product-quantised codes of `m`
+  sub-vectors of `nbits` bits each (m bytes per code at 8 bits, against 4 x dim for float32);
+  `opq` rotates the codes first (OPQ) so the sub-vectors quantise better.
+- `HNSW(m, ef_construction, ef_search)`: a navigable small-world graph of `m` links per code,
+  searched `ef_search` wide; nothing to train.
+
+A trained index (IVF) learns on `train_on`, the benchmark's separate fit set (the one PCA is
+fitted on), never on the database unless `train_on=database` says so (the results then record
+it). Search-time settings (`nprobe`, `ef_search`) are not part of what is built: a sweep over
+them builds the index once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import faiss
+
+if TYPE_CHECKING:
+    from ncl.data.images import ImageSet
+
+DATABASE = "database"  # train_on=database: train on the database itself (recorded)
+
+
+def check_positive(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"search.index.{option} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """What every index kind says: its faiss factory string, what it is built from (its cache
+    key) and what is set at search time. Flat, the exact one, is the plain case."""
+
+    name = "flat"
+    exact = True
+
+    @property
+    def trains(self) -> bool:
+        return False
+
+    def factory(self, dim: int) -> str:
+        """The faiss index-factory string of this index for `dim`-d codes."""
+        return "Flat"
+
+    def build_params(self) -> dict[str, Any]:
+        """What the built index depends on (an input of its cache key)."""
+        return {}
+
+    def search_params(self) -> dict[str, Any]:
+        """Settings applied at search time (not part of the built index)."""
+        return {}
+
+    def params(self) -> dict[str, Any]:
+        return {**self.build_params(), **self.search_params()}
+
+    def prepare(self, index: faiss.Index) -> None:
+        """Settings of a new index that take effect while codes are added."""
+
+    def tune(self, index: faiss.Index) -> None:
+        """Apply the search-time settings to a built (or loaded) index."""
+        if self.search_params():
+            space = faiss.GpuParameterSpace() if is_gpu(index) else faiss.ParameterSpace()
+            for name, value in self.search_params().items():
+                space.set_index_parameter(index, name, value)
+
+
+def is_gpu(index: faiss.Index) -> bool:
+    return "Gpu" in type(index).__name__ or isinstance(index, faiss.IndexShards)
+
+
+@dataclass(frozen=True)
+class Flat(IndexKind):
+    """Exact search over every code (faiss `IndexFlatL2`), the default."""
+
+
+@dataclass(frozen=True)
+class HNSW(IndexKind):
+    """A graph of `m` links per code (`ef_construction` wide while building), searched
+    `ef_search` wide: larger is slower and nearer exact."""
+
+    m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 128
+    name = "hnsw"
+    exact = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_positive(f.name, getattr(self, f.name))
+
+    def factory(self, dim: int) -> str:
+        return f"HNSW{self.m}"
+
+    def build_params(self) -> dict[str, Any]:
+        return {"m": self.m, "ef_construction": self.ef_construction}
+
+    def search_params(self) -> dict[str, Any]:
+        return {"efSearch": self.ef_search}
+
+    def prepare(self, index: faiss.Index) -> None:
+        faiss.downcast_index(index).hnsw.efConstruction = self.ef_construction
+
+
+@dataclass(frozen=True)
+class IVFFlat(IndexKind):
+    """`nlist` k-means lists of full codes; a query scans its `nprobe` nearest lists. Trained
+    on `train_on`: an image set (`${benchmark.fit_on}`), or "database" (recorded)."""
+
+    nlist: int = 1024
+    nprobe: int = 32
+    train_on: ImageSet | str | None = None
+    name = "ivf_flat"
+    exact = False
+
+    def __post_init__(self) -> None:
+        check_positive("nlist", self.nlist)
+        check_positive("nprobe", self.nprobe)
+        if self.nprobe > self.nlist:
+            raise ValueError(
+                f"search.index.nprobe must be <= search.index.nlist ({self.nlist}), "
+                f"got {self.nprobe}"
+            )
+        if isinstance(self.train_on, str) and self.train_on != DATABASE:
+            raise ValueError(
+                f"search.index.train_on must be an image set or '{DATABASE}', got {self.train_on!r}"
+            )
+
+    @property
+    def trains(self) -> bool:
+        return True
+
+    @property
+    def trains_on_database(self) -> bool:
+        return self.train_on == DATABASE
+
+    def factory(self, dim: int) -> str:
+        return f"IVF{self.nlist},Flat"
+
+    def build_params(self) -> dict[str, Any]:
+        return {"nlist": self.nlist}
+
+    def search_params(self) -> dict[str, Any]:
+        return {"nprobe": self.nprobe}
+
+
+@dataclass(frozen=True)
+class IVFPQ(IVFFlat):
+    """IVF lists of product-quantised codes: `m` sub-vectors of `nbits` bits (`m` must divide
+    the codes' dim); `opq` learns a rotation first (OPQ)."""
+
+    m: int = 32
+    nbits: int = 8
+    opq: bool = False
+    name = "ivf_pq"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("m", self.m)
+        check_positive("nbits", self.nbits)
+        if not isinstance(self.opq, bool):
+            raise ValueError(f"search.index.opq must be true or false, got {self.opq!r}")
+
+    def factory(self, dim: int) -> str:
+        if dim % self.m:
+            raise ValueError(
+                f"search.index.m={self.m} must divide the codes' dimension ({dim}): "
+                "choose m among its divisors"
+            )
+        rotation = f"OPQ{self.m}," if self.opq else ""
+        return f"{rotation}IVF{self.nlist},PQ{self.m}x{self.nbits}"
+
+    def build_params(self) -> dict[str, Any]:
+        return {"nlist": self.nlist, "m": self.m, "nbits": self.nbits, "opq": self.opq}

@@ -1,0 +1,148 @@
+"""The index kinds of `search=`: exact where they must be, trained on separate codes only,
+cached and remade as their inputs change, and fed a chunk at a time (float16 too)."""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+from helpers.configs import oxford_overrides
+from helpers.fixtures_official import write_oxford
+
+from ncl.codes.store import read_codes, write_codes
+from ncl.jobs.evaluate import run_evaluation
+from ncl.search.build import DatabaseKey, built_index
+from ncl.search.flat import rank
+from ncl.search.index import HNSW, IVFPQ, IVFFlat
+from ncl.search.rows import CodeRows, row_chunks
+from ncl.search.search import Search
+
+
+def unit(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+DB, QUERIES, TRAIN = unit(300, 16, 0), unit(12, 16, 1), unit(400, 16, 2)
+OWNER = np.arange(len(DB))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        IVFFlat(nlist=8, nprobe=8),  # every list probed: exact
+        HNSW(m=16, ef_construction=200, ef_search=600),  # searched wider than the database
+    ],
+)
+def test_an_index_probed_everywhere_ranks_as_the_exact_search(kind):
+    exact = Search().rank(DB, OWNER, QUERIES, 20)
+    found = Search(index=kind).rank(DB, OWNER, QUERIES, 20, train=TRAIN)
+    np.testing.assert_array_equal(found.ranks, exact.ranks)
+    assert found.index["name"] == kind.name and found.index["bytes"] > 0
+
+
+def test_ivf_pq_probing_every_list_keeps_the_exact_top_ten_in_its_top_hundred():
+    db = unit(3000, 16, 3)
+    owner = np.arange(len(db))
+    exact = Search().rank(db, owner, QUERIES, 10).ranks
+    found = Search(index=IVFPQ(nlist=4, nprobe=4, m=8, nbits=6, opq=True)).rank(
+        db, owner, QUERIES, 100, train=TRAIN
+    )
+    recall = np.mean([len(set(e) & set(f)) / 10 for e, f in zip(exact, found.ranks, strict=True)])
+    assert recall >= 0.95
+    # 6 bytes a code against 64 raw (the PQ codebooks and OPQ matrix besides)
+    assert found.index["bytes"] < db.nbytes / 3
+    assert found.index["opq"] is True
+
+
+def test_flat_search_ranks_as_the_plain_exact_rank():
+    """search=flat is today's search: the same ranks as `rank`, whatever the input form."""
+    rows = CodeRows([DB[:100], DB[100:]], l2, 16, chunk=64)
+    found = Search().rank(rows, OWNER, QUERIES, None)
+    np.testing.assert_array_equal(found.ranks, rank(DB, QUERIES).ranks)
+    assert found.index == {"name": "flat", "bytes": DB.nbytes}
+
+
+def test_index_parameters_are_checked():
+    with pytest.raises(ValueError, match=r"nprobe must be <= search\.index\.nlist"):
+        IVFFlat(nlist=4, nprobe=8)
+    with pytest.raises(ValueError, match="train_on must be an image set or 'database'"):
+        IVFFlat(train_on="benchmark")
+    with pytest.raises(ValueError, match="m=5 must divide the codes' dimension"):
+        IVFPQ(m=5).factory(16)
+    with pytest.raises(ValueError, match="ef_search must be a positive integer"):
+        HNSW(ef_search=0)
+
+
+def test_a_trained_index_needs_training_codes():
+    with pytest.raises(ValueError, match="needs codes to train on"):
+        Search(index=IVFFlat(nlist=4, nprobe=1)).rank(DB, OWNER, QUERIES, 5)
+
+
+def test_the_index_is_cached_reused_and_remade_when_its_inputs_change(tmp_path):
+    kind = IVFFlat(nlist=8, nprobe=2)
+    key = DatabaseKey(tmp_path, {"codes": ["set", "key-1", "1:1"]})
+    _, first = built_index(kind, DB, TRAIN, key, "train-1")
+    assert first["reused"] is False and (tmp_path / first["path"]).is_dir()
+    index, again = built_index(kind, DB, TRAIN, key, "train-1")
+    assert again["reused"] is True and again["path"] == first["path"]
+    assert index.ntotal == len(DB)
+    # a sweep over nprobe (search time) reuses it; new codes, training codes or nlist remake it
+    assert built_index(IVFFlat(nlist=8, nprobe=8), DB, TRAIN, key, "train-1")[1]["reused"]
+    changed = DatabaseKey(tmp_path, {"codes": ["set", "key-2", "1:2"]})
+    assert not built_index(kind, DB, TRAIN, changed, "train-1")[1]["reused"]
+    assert not built_index(kind, DB, TRAIN, key, "train-2")[1]["reused"]
+    remade = built_index(IVFFlat(nlist=4, nprobe=2), DB, TRAIN, key, "train-1")[1]
+    assert not remade["reused"] and remade["path"] != first["path"]
+
+
+def test_float16_codes_go_in_a_chunk_at_a_time_without_a_float32_copy(tmp_path):
+    """A float16 code set, memory-mapped: each chunk the index gets is float32 and chunk-sized,
+    and the index holds what the whole set in float32 would have given."""
+    stored = write_codes(tmp_path / "set", [f"i{i}" for i in range(len(DB))], DB.astype("float16"))
+    codes = read_codes(stored.path).codes
+    assert isinstance(codes, np.memmap) and codes.dtype == np.float16
+    rows = CodeRows([codes], l2, 16, chunk=64)
+    chunks = list(row_chunks(rows))
+    assert [c.shape for c in chunks] == [(64, 16)] * 4 + [(44, 16)]
+    assert all(c.dtype == np.float32 and c.flags.c_contiguous for c in chunks)
+    index = Search(index=IVFFlat(nlist=8, nprobe=8)).rank(rows, OWNER, QUERIES, 10, train=TRAIN)
+    np.testing.assert_array_equal(index.ranks, rank(l2(codes), QUERIES, 10).ranks)
+
+
+def test_a_loaded_index_is_memory_mapped_and_searches_alike(tmp_path):
+    key = DatabaseKey(tmp_path, {"codes": ["a"]})
+    built, _ = built_index(IVFFlat(nlist=8, nprobe=8), DB, TRAIN, key, "t")
+    loaded, info = built_index(IVFFlat(nlist=8, nprobe=8), DB, TRAIN, key, "t")
+    assert info["reused"]
+    for index in (built, loaded):
+        faiss.ParameterSpace().set_index_parameter(index, "nprobe", 8)
+    np.testing.assert_array_equal(built.search(QUERIES, 5)[1], loaded.search(QUERIES, 5)[1])
+
+
+@pytest.fixture(scope="module")
+def oxford(tmp_path_factory):
+    return write_oxford(tmp_path_factory.mktemp("oxford5k"), images_per_landmark=6, n_other=4)
+
+
+def test_training_on_the_database_is_refused_unless_asked_and_then_recorded(
+    oxford, cfg_evaluate, tmp_path
+):
+    index = ["search=ivf_flat", "search.index.nlist=2", "search.index.nprobe=2"]
+    cfg = cfg_evaluate(oxford_overrides(oxford.root, *index, "search.index.train_on=null"))
+    with pytest.raises(ValueError, match=r"search\.index\.train_on=database"):
+        run_evaluation(cfg)
+    flat = run_evaluation(cfg_evaluate(oxford_overrides(oxford.root)))
+    cfg = cfg_evaluate(oxford_overrides(oxford.root, *index, "search.index.train_on=database"))
+    assert run_evaluation(cfg) == pytest.approx(flat)  # every list probed: exact
+    row = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]
+    assert row["index"]["train_on"] == "database (the benchmark itself)"
+    assert row["index"]["name"] == "ivf_flat" and row["index"]["nlist"] == 2
+    assert row["index"]["bytes"] > 0 and row["seconds"]["search"] >= 0
