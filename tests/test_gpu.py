@@ -41,6 +41,9 @@ def test_gpu_extraction_matches_the_cpu_codes(backbone, images, tmp_path, precis
     cosine = np.sum(unit_rows(ref.codes) * unit_rows(out.codes), axis=1)
     floor = 0.9999 if precision == "32-true" else 0.995
     assert out.ids == ref.ids and cosine.min() > floor, cosine.min()
+    dtype = {"32-true": "float32", "16-mixed": "float16", "bf16-mixed": "bfloat16"}[precision]
+    assert out.meta["extraction"]["compute_dtype"] == dtype  # AMP codes: their own dtype and key
+    assert out.meta["inputs"].get("compute_dtype", "float32") == dtype
 
 
 def test_faiss_gpu_ranks_as_the_cpu_does():
