@@ -22,8 +22,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .paths import CONF_DIR
 
-# What every in-process extraction in the tests uses: no loader processes, no progress bars.
-QUIET_EXTRACTION = ["extraction.num_workers=0", "extraction.progress=false"]
+# What every in-process extraction in the tests uses: no loader processes, no progress bars, and
+# torch's forward pass (tests count and patch it; the other engines: tests/test_engines.py).
+QUIET_EXTRACTION = [
+    "extraction.num_workers=0",
+    "extraction.progress=false",
+    "extraction.engine=torch",
+]
 
 
 def compose_job(
