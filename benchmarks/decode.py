@@ -26,7 +26,7 @@ from ncl.io.decode import reduction
 from ncl.models import BackboneSpec
 from ncl.models.pooling import GeM
 from ncl.report.stats import estimate, paired_difference
-from ncl.search.flat import FlatSearch
+from ncl.search.search import Search
 
 TAPS = ["pool", "conv"]
 
@@ -47,7 +47,7 @@ def compare(benchmark, key: str, store: CodeStore) -> None:
         )
         for decode in ("full", "reduced")
     }
-    rows = {d: evaluate(benchmark, s, Compression(), FlatSearch()) for d, s in sources.items()}
+    rows = {d: evaluate(benchmark, s, Compression(), Search()) for d, s in sources.items()}
     sets = [database_image_set(benchmark)]
     if not benchmark.queries_in_database:
         sets.append(query_image_set(benchmark))
