@@ -3,7 +3,13 @@
 Importing the network modules registers them (see `ncl.models.registry`).
 """
 
-from ncl.models import alexnet, efficientnet_lite, mobilenet, timm_any  # noqa: F401  (registration)
+from ncl.models import (  # noqa: F401  (registration)
+    alexnet,
+    efficientnet_lite,
+    mobilenet,
+    retrieval,
+    timm_any,
+)
 from ncl.models.backbone import Backbone
 from ncl.models.registry import (
     backbone_from_checkpoint,
