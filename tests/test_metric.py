@@ -271,3 +271,34 @@ def test_retrieval_net_whitening_is_lw_as_a_linear_layer():
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert np.allclose(net.whiten(pooled).detach().numpy(), expected, atol=1e-4)
     assert math.isclose(net.tap_dims[GLOBAL_TAP], 4)
+
+
+def test_the_landmarks_experiment_composes_for_gpus(tmp_path):
+    cfg = compose_job(
+        "train", ["experiment=siamese_landmarks"], data_dir=tmp_path, output_dir=tmp_path
+    )
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.precision == "16-mixed"
+    assert cfg.trainer.reload_dataloaders_every_n_epochs == 1
+    assert cfg.data._target_ == "ncl.metric.tuples.TupleDataModule"
+    assert cfg.module.whitening == 1280 and cfg.module.loss.margin == 0.7
+    triplet = compose_job(
+        "train",
+        ["experiment=siamese_landmarks", "module/loss=triplet"],
+        data_dir=tmp_path,
+        output_dir=tmp_path,
+    )
+    assert triplet.module.loss._target_ == "ncl.metric.losses.TripletLoss"
+    assert triplet.module.loss.margin == 0.1  # the part's own margin
+
+
+def test_mining_without_reloading_loaders_each_epoch_is_refused(tuple_data, tmp_path):
+    cfg = compose_job(
+        "train",
+        siamese_overrides(
+            tuple_data, "trainer.fast_dev_run=true", "trainer.reload_dataloaders_every_n_epochs=0"
+        ),
+        data_dir=tuple_data,
+        output_dir=tmp_path,
+    )
+    with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
+        run_training(cfg)

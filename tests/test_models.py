@@ -61,7 +61,8 @@ def shipped() -> dict[str, Backbone]:
 
 
 def test_registry_lists_every_network() -> None:
-    assert list_backbones() == sorted([*ALL, "timm"])  # timm: any architecture, by name
+    # timm: any architecture, by name; retrieval: any of them pooled for metric learning
+    assert list_backbones() == sorted([*ALL, "retrieval", "timm"])
 
 
 def test_unknown_name_lists_the_available_ones() -> None:

@@ -230,7 +230,7 @@ class TupleDataModule(pl.LightningDataModule):
         seconds = time.perf_counter() - start
         self.mining_seconds.append(seconds)
         log.info(
-            "epoch %d: %d tuples mined in %.1f s (pool of %d images)",
+            "epoch %d: %d tuples mined in %.1f s (%d distinct images in them)",
             trainer.current_epoch,
             len(tuples),
             seconds,
