@@ -136,7 +136,12 @@ class MetricLearningModule(pl.LightningModule):
         return self.backbone.describe(images)
 
     def setup(self, stage: str) -> None:
-        if stage != "fit" or self.backbone.whitening is None:
+        if stage != "fit":
+            return
+        # channels_last: the faster convolution kernels on CPU and GPU (as for extraction); set
+        # here, before DDP wraps the module and lays out its gradient buckets
+        self.backbone.to(memory_format=torch.channels_last)
+        if self.backbone.whitening is None:
             return
         if self.hparams.whitening_init == "identity":
             dim = self.backbone.whitening.in_features
@@ -154,10 +159,6 @@ class MetricLearningModule(pl.LightningModule):
         )
         self.backbone.set_whitening(lw.mean, lw.projection)
         log.info("whitening from Lw of %d codes and %d pairs", len(codes), len(pairs))
-
-    def on_fit_start(self) -> None:
-        # channels_last: the faster convolution kernels on CPU and GPU (as for extraction)
-        self.backbone.to(memory_format=torch.channels_last)
 
     def on_train_epoch_start(self) -> None:
         if self.hparams.freeze_batchnorm:
