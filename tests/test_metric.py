@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers.configs import compose_job
 from helpers.fixtures_labelled import write_class_folders
@@ -302,3 +303,27 @@ def test_mining_without_reloading_loaders_each_epoch_is_refused(tuple_data, tmp_
     )
     with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
         run_training(cfg)
+
+
+def test_an_epoch_of_mining_skips_unreadable_images(tmp_path):
+    """mine() end to end with a stand-in network (mean colour): tuples are a pair and negatives
+    of five other classes; an unreadable image leaves the pool and its pair."""
+    root = tmp_path / "train"
+    write_class_folders(root, CLASSES, 3)
+    (root / "inst_a" / "inst_a_1.jpg").write_bytes(b"not a jpeg")
+    pairs = [Pair(f"{c}/{c}_0", f"{c}/{c}_1", c, 20) for c in CLASSES]
+    write_pairs(tmp_path / "pairs.tsv", pairs)
+    data = TupleDataModule(str(tmp_path / "pairs.tsv"), str(root), num_workers=0)
+    data.trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False)
+    data.transform = extraction_transform((0.5,) * 3, (0.5,) * 3, 32)
+
+    def mean_colour(images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(images.mean(dim=(2, 3)), dim=-1)
+
+    tuples = data.mine(torch.nn.Identity(), mean_colour, epoch=0)
+    names = data.images.names
+    broken = names.index("inst_a/inst_a_1")
+    assert tuples.shape == (10, 7) and broken not in tuples  # inst_a's pair left out, both ways
+    for row in tuples:
+        classes = data.classes[row]
+        assert classes[0] == classes[1] and len(set(classes[2:]) | {classes[0]}) == 6

@@ -171,6 +171,8 @@ class TupleDataModule(pl.LightningDataModule):
                 if len(index):
                     codes = describe(images.to(device, memory_format=torch.channels_last))
                     found.update(zip(index.tolist(), codes.float(), strict=True))
+        if not found:
+            raise ValueError(f"{self.root}: none of {len(local)} images could be read")
         dim = next(iter(found.values())).shape[0]
         missing = torch.full((dim,), float("nan"), device=device)
         codes = torch.stack([found.get(int(i), missing) for i in local])
