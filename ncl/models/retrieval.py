@@ -16,7 +16,7 @@ whitening) are the state dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,12 +123,12 @@ class RetrievalNet(Backbone):
     def replace_head(self, head: nn.Linear) -> None:
         self.base.replace_head(head)
 
-    def head_parameters(self):
+    def head_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters metric learning adds to the base network: p and the whitening (the
         base's classifier is not trained: it takes no part in the descriptor)."""
         return (p for m in (self.pooling, self.whitening) if m is not None for p in m.parameters())
 
-    def body_parameters(self):
+    def body_parameters(self) -> Iterator[nn.Parameter]:
         """The base network's layers up to its `conv` map (its classifier gets no gradient)."""
         head = {id(p) for p in self.base.head.parameters()}
         return (p for p in self.base.parameters() if id(p) not in head)
