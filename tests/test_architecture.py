@@ -15,7 +15,7 @@ NCL = Path(__file__).resolve().parents[1] / "ncl"
 LAYERS = [
     {"atomic", "cache", "io", "protocols"},
     {"models", "data", "compress", "search", "features", "rerank"},
-    {"codes", "baselines", "pairs", "projection", "demo", "modules"},
+    {"codes", "baselines", "pairs", "projection", "demo", "modules", "metric"},
     {"eval", "report"},
     {"jobs"},
 ]

@@ -61,8 +61,9 @@ def shipped() -> dict[str, Backbone]:
 
 
 def test_registry_lists_every_network() -> None:
-    # timm, torchvision: any of their architectures, by name
-    assert list_backbones() == sorted([*ALL, "timm", "torchvision"])
+    # timm, torchvision: any of their architectures, by name; retrieval: any of them pooled
+    # for metric learning
+    assert list_backbones() == sorted([*ALL, "retrieval", "timm", "torchvision"])
 
 
 def test_unknown_name_lists_the_available_ones() -> None:

@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ncl.data.datamodule import LabelledDataModule
 from ncl.jobs.config import build
+from ncl.metric.module import MetricLearningModule
 from ncl.modules.classifier import ClassifierModule
 from ncl.projection.data import PairDataModule
 
@@ -99,9 +100,10 @@ def run_training(cfg: DictConfig) -> float | None:
 
 
 def report_checkpoints(trainer: pl.Trainer, module: pl.LightningModule) -> None:
-    """Say where a classifier's checkpoints are and how to evaluate their codes."""
+    """Say where a network's checkpoints are and how to evaluate their codes."""
     callback = trainer.checkpoint_callback
-    if callback is None or not trainer.is_global_zero or not isinstance(module, ClassifierModule):
+    trained_network = isinstance(module, (ClassifierModule, MetricLearningModule))
+    if callback is None or not trainer.is_global_zero or not trained_network:
         return
     path = callback.last_model_path or callback.best_model_path
     if not path or not Path(path).is_file():  # fast_dev_run writes none

@@ -7,6 +7,7 @@ from ncl.models import (  # noqa: F401  (registration)
     alexnet,
     efficientnet_lite,
     mobilenet,
+    retrieval,
     timm_any,
     torchvision_any,
 )

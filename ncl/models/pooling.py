@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +37,12 @@ class Pooling(nn.Module, ABC):
     @abstractmethod
     def name(self) -> str:
         """A short name for tap names and the cache, e.g. `gem3`, `rmac3`."""
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The constructor's arguments as plain values (a checkpoint stores them, see
+        `pooling_config`); a learned parameter's trained value is in the state dict."""
+        return {}
 
 
 class SPoC(Pooling):
@@ -77,6 +85,10 @@ class GeM(Pooling):
     @property
     def name(self) -> str:
         return f"gem{self.p.item():g}"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {"p": float(self.p.item()), "eps": self.eps}
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.p.to(x.dtype)
@@ -126,6 +138,10 @@ class RMAC(Pooling):
     def name(self) -> str:
         return f"rmac{self.levels}"
 
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {"levels": self.levels}
+
     def forward(self, x: Tensor) -> Tensor:
         regions = rmac_regions(x.shape[-2], x.shape[-1], self.levels)
         total = sum(
@@ -133,3 +149,20 @@ class RMAC(Pooling):
             for y, left, s in regions
         )
         return F.normalize(total, dim=-1)
+
+
+POOLINGS: dict[str, type[Pooling]] = {cls.__name__: cls for cls in (SPoC, MAC, GeM, RMAC)}
+
+
+def pooling_config(pooling: Pooling) -> dict[str, Any]:
+    """`{"type": class name, **arguments}`: a pooling as plain values, for a checkpoint's
+    hyper-parameters (which must load with `torch.load(weights_only=True)`)."""
+    return {"type": type(pooling).__name__, **pooling.arguments}
+
+
+def pooling_from_config(config: Mapping[str, Any]) -> Pooling:
+    """The pooling `pooling_config` described."""
+    kind = config.get("type")
+    if kind not in POOLINGS:
+        raise ValueError(f"unknown pooling type {kind!r}; known: {', '.join(POOLINGS)}")
+    return POOLINGS[kind](**{k: v for k, v in config.items() if k != "type"})
