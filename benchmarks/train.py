@@ -90,15 +90,12 @@ class StepClock(Callback):
         self.end = time.perf_counter()
 
 
-def fit(loader_or_data, batch_size: int, steps: int, warmup: int, log_dir: Path) -> float:
-    """Images/s of `ClassifierModule` under a Trainer on a DataLoader or a DataModule."""
-    torch.manual_seed(0)
-    module = ClassifierModule("alexnet", num_classes=NUM_CLASSES, optimizer=SGD)
-    clock = StepClock(warmup)
-    trainer = pl.Trainer(
+def timed_trainer(clock: StepClock, max_steps: int, log_dir: Path) -> pl.Trainer:
+    """A CPU Trainer for `max_steps` training steps, timed by `clock`, logging every step."""
+    return pl.Trainer(
         accelerator="cpu",
         devices=1,
-        max_steps=warmup + steps,
+        max_steps=max_steps,
         limit_val_batches=0,
         logger=CSVLogger(log_dir, name="bench"),
         callbacks=[clock],
@@ -106,6 +103,14 @@ def fit(loader_or_data, batch_size: int, steps: int, warmup: int, log_dir: Path)
         enable_model_summary=False,
         log_every_n_steps=1,
     )
+
+
+def fit(loader_or_data, batch_size: int, steps: int, warmup: int, log_dir: Path) -> float:
+    """Images/s of `ClassifierModule` under a Trainer on a DataLoader or a DataModule."""
+    torch.manual_seed(0)
+    module = ClassifierModule("alexnet", num_classes=NUM_CLASSES, optimizer=SGD)
+    clock = StepClock(warmup)
+    trainer = timed_trainer(clock, warmup + steps, log_dir)
     if isinstance(loader_or_data, LabelledDataModule):
         trainer.fit(module, datamodule=loader_or_data)
     else:
@@ -168,17 +173,7 @@ def siamese_fit(tuples: int, steps: int, warmup: int, log_dir: Path) -> float:
     module = siamese_module()
     clock = StepClock(warmup)
     data = torch.randn(tuples * (warmup + steps), TUPLE, 3, SIZE, SIZE)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=warmup + steps,
-        limit_val_batches=0,
-        logger=CSVLogger(log_dir, name="bench"),
-        callbacks=[clock],
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-    )
+    trainer = timed_trainer(clock, warmup + steps, log_dir)
     trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=tuples))
     return tuples * TUPLE * steps / (clock.end - clock.start)
 

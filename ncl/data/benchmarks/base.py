@@ -7,6 +7,8 @@ benchmark is the contract between `extract.py` (which images, which crops, which
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,34 @@ from typing import Any
 from ncl.io.geometry import BBox
 from ncl.protocols import Protocol
 
+log = logging.getLogger(__name__)
+
 PARTIAL_NOTE = "partial: not comparable with published figures"
 
 
-def dropped_summary(dropped: dict[str, str], shown: int = 5) -> str:
-    """The queries a partial benchmark dropped, for the log: a few with why, then how many more
-    (results.json's `partial` record lists them all)."""
-    if not dropped:
-        return "none"
-    first = "; ".join(f"{q} ({why})" for q, why in list(dropped.items())[:shown])
-    more = len(dropped) - shown
-    return first + (f"; and {more} more, listed in results.json" if more > 0 else "")
+def partial_record(
+    name: str, named: set[str], present: Collection[str], kept: int, dropped: dict[str, str]
+) -> dict[str, Any]:
+    """What a partial benchmark is, for the results (`Benchmark.partial`): images of the ground
+    truth (`named`) present and missing, queries kept and dropped with why; and, once, the log's
+    warning, naming a few dropped queries (the record lists them all)."""
+    found = len(named & set(present))
+    shown = "; ".join(f"{q} ({why})" for q, why in list(dropped.items())[:5]) or "none"
+    if len(dropped) > 5:
+        shown += f"; and {len(dropped) - 5} more, listed in results.json"
+    log.warning(
+        "%s: partial benchmark (%s): %d of %d queries kept; dropped: %s",
+        name,
+        PARTIAL_NOTE,
+        kept,
+        kept + len(dropped),
+        shown,
+    )
+    return {
+        "note": PARTIAL_NOTE,
+        "images": {"present": len(present), "gt_present": found, "gt_missing": len(named) - found},
+        "queries": {"kept": kept, "dropped": len(dropped), "dropped_why": dropped},
+    }
 
 
 class BenchmarkFormatError(ValueError):

@@ -18,24 +18,19 @@ published ones, and the benchmark says so (`Benchmark.partial`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, read_lines, require_dir
 from ncl.data.benchmarks.base import (
-    PARTIAL_NOTE,
     BBox,
     Benchmark,
     BenchmarkFormatError,
     Query,
-    dropped_summary,
+    partial_record,
 )
 from ncl.protocols.official import APProtocol
-
-log = logging.getLogger(__name__)
 
 GT_KINDS = ("good", "ok", "junk")
 PARTIAL_HINT = "benchmark.reader.partial=true evaluates on the images present"
@@ -143,23 +138,6 @@ def restrict_to_present(
     return kept, dropped
 
 
-def partial_record(
-    truths: list[OxfordQueryTruth],
-    kept: list[OxfordQueryTruth],
-    dropped: dict[str, str],
-    present: Mapping[str, Path],
-) -> dict[str, Any]:
-    """What a partial benchmark is, for the results: images of the ground truth present and
-    missing, queries kept and dropped (with why)."""
-    named = {n for t in truths for n in (t.image, *t.good, *t.ok, *t.junk)}
-    found = sum(n in present for n in named)
-    return {
-        "note": PARTIAL_NOTE,
-        "images": {"present": len(present), "gt_present": found, "gt_missing": len(named) - found},
-        "queries": {"kept": len(kept), "dropped": len(dropped), "dropped_why": dropped},
-    }
-
-
 def read_oxford(
     root: str | Path,
     *,
@@ -189,20 +167,13 @@ def read_oxford(
     record = None
     if partial:
         kept, dropped = restrict_to_present(truths, images)
-        record = partial_record(truths, kept, dropped, images)
         if not kept:
             raise BenchmarkFormatError(
                 f"{root / image_dir}: no query of {root / gt_dir} has its image and a positive "
                 "present; nothing to evaluate"
             )
-        log.warning(
-            "%s: partial benchmark (%s): %d of %d queries kept; dropped: %s",
-            name,
-            PARTIAL_NOTE,
-            len(kept),
-            len(truths),
-            dropped_summary(dropped),
-        )
+        named = {n for t in truths for n in (t.image, *t.good, *t.ok, *t.junk)}
+        record = partial_record(name, named, images, len(kept), dropped)
         truths = kept
     database = merge_distractors(images, root, distractor_dirs)
     index = {n: i for i, n in enumerate(database)}

@@ -12,7 +12,6 @@ where no image is present; `read_revisited` adds the file paths without opening 
 from __future__ import annotations
 
 import io
-import logging
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,16 +20,13 @@ from typing import Any
 
 from ncl.data.benchmarks._files import list_jpegs, merge_distractors, require_dir, require_file
 from ncl.data.benchmarks.base import (
-    PARTIAL_NOTE,
     BBox,
     Benchmark,
     BenchmarkFormatError,
     Query,
-    dropped_summary,
+    partial_record,
 )
 from ncl.protocols.official import RevisitedProtocol
-
-log = logging.getLogger(__name__)
 
 MAX_GND_BYTES = 64 << 20
 
@@ -147,10 +143,10 @@ def read_revisited_gnd(
 
 def restrict_to_present(
     gt: RevisitedGroundTruth, present: Iterable[str]
-) -> tuple[RevisitedGroundTruth, dict[str, Any]]:
+) -> tuple[RevisitedGroundTruth, dict[str, str]]:
     """The ground truth of the images present only: `imlist` restricted (in its order), indices
-    renumbered, a query whose image or every easy and hard positive is absent dropped; and the
-    record of what was kept, as `Benchmark.partial` holds it."""
+    renumbered, a query whose image or every easy and hard positive is absent dropped (returned
+    with why)."""
     present = set(present)
     kept_images = [n for n in gt.imlist if n in present]
     renumber = {gt.imlist.index(n): i for i, n in enumerate(kept_images)}
@@ -167,18 +163,8 @@ def restrict_to_present(
             bboxes.append(box)
             for key in lists:
                 lists[key].append(found[key])
-    named = set(gt.imlist) | set(gt.qimlist)
-    record = {
-        "note": PARTIAL_NOTE,
-        "images": {
-            "present": len(present),
-            "gt_present": len(named & present),
-            "gt_missing": len(named - present),
-        },
-        "queries": {"kept": len(qimlist), "dropped": len(dropped), "dropped_why": dropped},
-    }
     restricted = RevisitedGroundTruth(kept_images, qimlist, bboxes, **lists, kappas=gt.kappas)
-    return restricted, record
+    return restricted, dropped
 
 
 def read_revisited(
@@ -205,21 +191,15 @@ def read_revisited(
     images = require_dir(root / image_dir, "image")
     record = None
     if partial:
-        gt, record = restrict_to_present(gt, list_jpegs(images, recursive=False))
+        present = list_jpegs(images, recursive=False)
+        named = set(gt.imlist) | set(gt.qimlist)
+        gt, dropped = restrict_to_present(gt, present)
         if not gt.qimlist:
             raise BenchmarkFormatError(
                 f"{images}: no query of {name} has its image and a positive present; "
                 "nothing to evaluate"
             )
-        dropped = record["queries"]["dropped_why"]
-        log.warning(
-            "%s: partial benchmark (%s): %d of %d queries kept; dropped: %s",
-            name,
-            PARTIAL_NOTE,
-            len(gt.qimlist),
-            len(gt.qimlist) + len(dropped),
-            dropped_summary(dropped),
-        )
+        record = partial_record(name, named, present, len(gt.qimlist), dropped)
     database = merge_distractors({n: images / f"{n}.jpg" for n in gt.imlist}, root, distractor_dirs)
     queries = [
         Query(name=q, image=q, path=images / f"{q}.jpg", bbox=box)
