@@ -118,8 +118,12 @@ def forward_rate(module, n: int) -> float:
 ENGINES = ("torch", "compile", "onnxruntime")
 
 
-def engines_table(images: ImageSet, workers: int, repeats: int) -> None:
-    """Forward alone and end to end per engine, interleaved rounds, best of `repeats`."""
+def engines_table(
+    images: ImageSet, workers: int, repeats: int, engines: tuple[str, ...] = ENGINES
+) -> None:
+    """Forward alone and end to end per engine (torch, the baseline, always among them),
+    interleaved rounds, best of `repeats`."""
+    engines = ("torch", *(e for e in engines if e != "torch"))
     print(
         "\n| network | engine | forward alone img/s | ncl end to end img/s | end to end / forward "
         "| end to end / torch end to end | one-off s (export, compile) |"
@@ -128,20 +132,20 @@ def engines_table(images: ImageSet, workers: int, repeats: int) -> None:
     for name, tap in TAP.items():
         net = create_backbone(name, pretrained=False).eval()
         root = Path(tempfile.mkdtemp())
-        once, fwd, e2e = {}, {e: 0.0 for e in ENGINES}, {e: 0.0 for e in ENGINES}
+        once, fwd, e2e = {}, {e: 0.0 for e in engines}, {e: 0.0 for e in engines}
         modules = {}
-        for engine in ENGINES:
+        for engine in engines:
             start = time.perf_counter()
             modules[engine] = engine_forward(net, engine, tap, root / "forward" / engine)
             once[engine] = time.perf_counter() - start
-        for engine in ENGINES:  # the first end to end run (pays the export) is not timed
+        for engine in engines:  # the first end to end run (pays the export) is not timed
             ncl_extract(net, name, images, tap, workers, root / engine, engine=engine)
         for _ in range(repeats):
-            for engine in ENGINES:
+            for engine in engines:
                 fwd[engine] = max(fwd[engine], forward_rate(modules[engine], len(images)))
                 rate = ncl_extract(net, name, images, tap, workers, root / engine, engine=engine)
                 e2e[engine] = max(e2e[engine], rate)
-        for engine in ENGINES:
+        for engine in engines:
             print(
                 f"| {name} | {engine} | {fwd[engine]:.1f} | {e2e[engine]:.1f} | "
                 f"{e2e[engine] / fwd[engine]:.2f} | {e2e[engine] / e2e['torch']:.2f} | "
@@ -214,6 +218,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--engines", action="store_true")
+    parser.add_argument(
+        "--engine", action="append", choices=ENGINES, help="with --engines: only these (+ torch)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
@@ -235,7 +242,7 @@ def main() -> None:
             f"| {name} | {fwd:.1f} | {ours:.1f} | {plain:.1f} | {ours / fwd:.2f} | {ours / plain:.2f} |"
         )
     if args.engines:
-        engines_table(images, args.workers, args.repeats)
+        engines_table(images, args.workers, args.repeats, tuple(args.engine or ENGINES))
     if args.paris:
         decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:

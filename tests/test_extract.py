@@ -1,5 +1,9 @@
 """Extraction: one pass for several taps, resumable shards, unreadable images, DDP de-duplication."""
 
+import gc
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +12,7 @@ from helpers.paths import ROOT
 
 from ncl.codes.extraction import CodeExtractor, Extraction, ExtractionSettings, merge_shards
 from ncl.codes.store import CodeStore
-from ncl.data.images import ImageSet, folder_image_set
+from ncl.data.images import ImageSet, ImageSetDataModule, folder_image_set
 from ncl.data.transforms import extraction_transform
 
 SETTINGS = ExtractionSettings(batch_size=4, num_workers=0, shard_size=4, progress=False)
@@ -205,3 +209,38 @@ def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
     out = store.read("mobilenet_v2-random-init", "toy", "pool")
     assert out.ids == images.names and out.codes.shape == (10, 1280)
     assert not list(out.path.parent.glob(".partial*"))
+
+
+class _Leftover:
+    """Garbage in a reference cycle whose destructor says which process ran it."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.me = log, self
+
+    def __del__(self) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+class _CollectingTransform:
+    """Runs the garbage collector in the loader worker, as an allocation there may."""
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        gc.collect()
+        return image.float()[:, :8, :8]
+
+
+def test_loader_workers_never_destroy_what_they_inherit(images, tmp_path):
+    """A forked worker that collected the parent's garbage would run its destructors without
+    their threads: an onnxruntime session's hangs the extraction."""
+    log = tmp_path / "destroyed.txt"
+    gc.disable()  # keep the cycle uncollected in this process until the worker has forked
+    try:
+        _Leftover(log)
+        data = ImageSetDataModule(images, _CollectingTransform(), batch_size=5, num_workers=1)
+        batches = list(data.predict_dataloader())
+    finally:
+        gc.enable()
+    gc.collect()
+    assert sum(len(b[1]) for b in batches) == len(images)
+    assert log.read_text().split() == [str(os.getpid())]  # destroyed here, never in a worker

@@ -8,6 +8,7 @@ an unreadable image is reported by name, never zero-filled.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -214,6 +215,14 @@ def collate_skipping_failures(
     return images, torch.tensor([i for _, i in good], dtype=torch.long), failed
 
 
+def leave_inherited_objects_alone(worker_id: int) -> None:
+    """In a forked loader worker, keep the garbage collector off every object inherited from the
+    parent: collecting one there runs its destructor in a process that has none of its threads,
+    and an onnxruntime session's destructor then waits for its thread pool forever (seen: a
+    worker stuck on a futex, the extraction with it)."""
+    gc.freeze()
+
+
 class ImageSetDataModule(pl.LightningDataModule):
     """Predict-only data of one image set (or the `indices` of it still to do); Lightning adds
     the DistributedSampler when several devices share the work."""
@@ -240,4 +249,5 @@ class ImageSetDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate_skipping_failures,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=leave_inherited_objects_alone,
         )
