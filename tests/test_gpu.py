@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_metric
 import torch
+from helpers.configs import compose_job
 
 from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
@@ -16,6 +18,8 @@ from ncl.search.index import IVFFlat
 from ncl.search.search import Search
 
 pytestmark = pytest.mark.gpu
+
+tuple_data = test_metric.tuple_data  # the siamese tests' fixture: class folders and mined pairs
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +100,20 @@ def test_mixed_precision_training_runs_on_the_gpu(cfg_train, tmp_path):
             "trainer.fast_dev_run=true",
             "logger=csv",
         ]
+    )
+    run_training(cfg)
+    assert cfg.trainer.accelerator == "gpu"
+
+
+def test_siamese_fine_tuning_runs_on_the_gpu_in_mixed_precision(tuple_data, tmp_path):
+    """The siamese step, and the re-mining of the pool with the trainer's precision, on CUDA."""
+    cfg = compose_job(
+        "train",
+        test_metric.siamese_overrides(
+            tuple_data, "trainer=gpu", "trainer.precision=bf16-mixed", "trainer.fast_dev_run=true"
+        ),
+        data_dir=tuple_data,
+        output_dir=tmp_path,
     )
     run_training(cfg)
     assert cfg.trainer.accelerator == "gpu"
