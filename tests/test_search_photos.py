@@ -1,6 +1,7 @@
 """search.py: a folder of photos searched without ground truth, through the same code store,
 compression and search as an evaluation; bad input is one line and exit status 2."""
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers.images import write_jpeg
 
+import ncl.eval.photos
 from ncl.data.images import folder_image_set
 from ncl.jobs.search import run_search, search_or_exit
 
@@ -66,6 +68,43 @@ def test_a_trained_index_learns_on_the_searched_folder(cfg_search, photos):
     found = run_search(cfg)
     assert found.results[0].hits[0].name == "p5"  # nprobe = nlist: exact
     assert found.index["name"] == "ivf_flat" and found.index["train_on"].startswith("database")
+
+
+def test_a_session_answers_each_line_of_stdin_with_the_folder_prepared_once(
+    cfg_search, photos, tmp_path, capsys, monkeypatch
+):
+    prepared = []
+    fit_codes = ncl.eval.photos.fit_codes
+    monkeypatch.setattr("ncl.eval.photos.fit_codes", lambda *a: prepared.append(1) or fit_codes(*a))
+    lines = [photos / "p2.jpg", tmp_path / "nowhere.jpg", "", photos / "p7.jpg"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+    cfg = cfg_search([*MODEL, f"images.root={photos}", "query=-", "output=json", "k=2"])
+    with pytest.raises(SystemExit) as exit_:  # one line was not an image: status 2 at the end
+        search_or_exit(cfg)
+    assert exit_.value.code == 2 and len(prepared) == 1
+    out, err = capsys.readouterr()
+    answers = [json.loads(line) for line in out.splitlines()]  # one JSON object per line
+    assert [a["queries"][0]["results"][0]["path"] for a in answers] == [
+        str(photos / "p2.jpg"),
+        str(photos / "p7.jpg"),
+    ]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {tmp_path / 'nowhere.jpg'}: no such image or folder",
+        "error: 1 line(s) of standard input not answered, each said why above",
+    ]
+    run = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [q["path"] for q in run["query_images"]] == [str(lines[0]), str(lines[3])]
+    assert (tmp_path / "out" / "gallery.html").is_file()
+
+
+def test_a_session_that_answers_nothing_says_so(cfg_search, photos, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n   \n"))
+    cfg = cfg_search([*MODEL, f"images.root={photos}", "query=-", "gallery=false"])
+    with pytest.raises(SystemExit) as exit_:
+        search_or_exit(cfg)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("standard input named no readable image")
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.callbacks import BasePredictionWriter, RichProgressBar
 from torch import nn
 
 from ncl.atomic import save_npz_atomically
@@ -351,7 +351,13 @@ class Extraction:
                 callbacks=[
                     ShardWriter(
                         partial_dir, names, settings.shard_size, settings.dtype, engine_name
-                    )
+                    ),
+                    # on stderr: stdout is for results (search.py's ranked lists, --json)
+                    *(
+                        [RichProgressBar(console_kwargs={"stderr": True})]
+                        if settings.progress
+                        else []
+                    ),
                 ],
             )
             try:

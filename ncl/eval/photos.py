@@ -4,7 +4,8 @@ configuration that scores well on a benchmark is the one a user searches with.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ncl.data.images import ImageSet
 from ncl.eval.compression import Compression
 from ncl.eval.run import index_training_codes, training_codes
 from ncl.rerank import DatabaseKey, Reranking
+from ncl.search.index import Flat
 from ncl.search.rows import CodeRows
 from ncl.search.search import Search
 
@@ -68,56 +70,81 @@ def fit_codes(
     return source.codes(compression.fit_on)[tap]
 
 
-def search_photos(
-    database: ImageSet,
-    queries: ImageSet,
-    source: CodeSource,
-    compression: Compression,
-    search: Search,
-    rerank: Reranking | None = None,
-    *,
-    k: int = 10,
-) -> PhotoSearch:
-    """The `k` nearest database images of every query, by the source's first tap. Codes come
-    from the code store: a folder coded before is coded again only where it changed."""
-    rerank = rerank or Reranking()
-    if len(compression.dims) != 1:
-        raise ValueError(f"search takes one compression.dim, got {list(compression.dims)}")
-    tap, dim = source.taps[0], compression.dims[0]
-    db = source.codes(database)[tap]
-    found = source.codes(queries)[tap]
-    fit = fit_codes(compression, db, source, tap)
-    compressor = compression.compressor(fit, dim, db.dim)
-    x = CodeRows([db.codes], compressor, compressor.dim)
-    q = compressor(np.asarray(found.codes))
-    learn, learned_from = training_codes(
-        search, index_training_codes(search, source), tap, compressor, x
-    )
-    key = DatabaseKey(
-        db.path, {"codes": [db.identity], "compressor": compression.identity(fit, dim)}
-    )
-    owner = np.arange(len(db), dtype=np.int64)
-    depth = min(k, len(db))
-    ranking = rerank.rank(search, x, owner, q, depth, key, learn, learned_from)
-    position = {name: i for i, name in enumerate(database.names)}
-    results = []
-    for row, (name, ranks) in enumerate(zip(found.ids, ranking.ranks, strict=True)):
-        ranks = ranks[ranks >= 0]
-        distances = ((compressor(np.asarray(db.codes[ranks])) - q[row]) ** 2).sum(axis=1)
-        hits = [
-            Hit(position[db.ids[r]], db.ids[r], database.files[position[db.ids[r]]], float(d))
-            for r, d in zip(ranks, distances, strict=True)
-        ]
-        results.append(QueryHits(name, queries.files[queries.names.index(name)], hits))
-    known = set(found.ids)
-    return PhotoSearch(
-        database=database,
-        tap=tap,
-        method="none" if dim is None else compression.method,
-        dim=compressor.dim,
-        results=results,
-        unreadable=[n for n in queries.names if n not in known],
-        index=ranking.index,
+class PhotoIndex:
+    """A folder of photos ready for queries: its codes (made where missing or stale), the
+    compressor fitted and the database compressed once, so that each query costs only its own
+    coding and the search. `search.py` answers one set of queries with it, or a stream of them
+    (`query=-`) without preparing the folder again; a folder changed meanwhile is seen by the
+    next `PhotoIndex`, not by this one.
+    """
+
+    def __init__(
+        self,
+        database: ImageSet,
+        source: CodeSource,
+        compression: Compression,
+        search: Search,
+        rerank: Reranking | None = None,
+    ) -> None:
+        if len(compression.dims) != 1:
+            raise ValueError(f"search takes one compression.dim, got {list(compression.dims)}")
+        self.database, self.source, self.searcher = database, source, search
+        self.rerank = rerank or Reranking()
+        self.tap, dim = source.taps[0], compression.dims[0]
+        self.db = source.codes(database)[self.tap]
+        fit = fit_codes(compression, self.db, source, self.tap)
+        self.compressor = compression.compressor(fit, dim, self.db.dim)
+        self.method = "none" if dim is None else compression.method
+        rows = CodeRows([self.db.codes], self.compressor, self.compressor.dim)
+        # the exact index holds every code in memory anyway: compressed once, not per query
+        self.rows = np.asarray(rows) if isinstance(search.index, Flat) else rows
+        self.learn, self.learned_from = training_codes(
+            search, index_training_codes(search, source), self.tap, self.compressor, rows
+        )
+        self.key = DatabaseKey(
+            self.db.path,
+            {"codes": [self.db.identity], "compressor": compression.identity(fit, dim)},
+        )
+        self.position = {name: i for i, name in enumerate(database.names)}
+
+    def search(self, queries: ImageSet, k: int = 10) -> PhotoSearch:
+        """The `k` nearest database images of every query, by the source's first tap."""
+        found = self.source.codes(queries)[self.tap]
+        q = self.compressor(np.asarray(found.codes))
+        owner = np.arange(len(self.db), dtype=np.int64)
+        depth = min(k, len(self.db))
+        ranking = self.rerank.rank(
+            self.searcher, self.rows, owner, q, depth, self.key, self.learn, self.learned_from
+        )
+        results = []
+        for row, (name, ranks) in enumerate(zip(found.ids, ranking.ranks, strict=True)):
+            ranks = ranks[ranks >= 0]
+            codes = self.compressor(np.asarray(self.db.codes[ranks]))
+            distances = ((codes - q[row]) ** 2).sum(axis=1)
+            hits = []
+            for r, d in zip(ranks, distances, strict=True):
+                i = self.position[self.db.ids[r]]
+                hits.append(Hit(i, self.db.ids[r], self.database.files[i], float(d)))
+            results.append(QueryHits(name, queries.files[queries.names.index(name)], hits))
+        known = set(found.ids)
+        return PhotoSearch(
+            database=self.database,
+            tap=self.tap,
+            method=self.method,
+            dim=self.compressor.dim,
+            results=results,
+            unreadable=[n for n in queries.names if n not in known],
+            index=ranking.index,
+        )
+
+
+def merged(searches: Sequence[PhotoSearch]) -> PhotoSearch:
+    """The searches of one `PhotoIndex` (a stream of queries) as one, for one results.json."""
+    first = searches[0]
+    return replace(
+        first,
+        results=[r for s in searches for r in s.results],
+        unreadable=[n for s in searches for n in s.unreadable],
     )
 
 

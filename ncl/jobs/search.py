@@ -6,15 +6,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from omegaconf import DictConfig, OmegaConf
 
 from ncl.atomic import write_json_atomically
 from ncl.cache import digest
 from ncl.codes.store import slug
-from ncl.data.images import image_set_at
+from ncl.data.images import ImageSet, image_set_at
 from ncl.eval.compression import Compression
-from ncl.eval.photos import PhotoSearch, as_run, search_photos
+from ncl.eval.photos import PhotoIndex, PhotoSearch, as_run, merged
 from ncl.jobs.config import as_list, build
 from ncl.jobs.parts import check_options, code_source
 from ncl.report.gallery import write_gallery
@@ -24,6 +25,7 @@ from ncl.search.search import Search
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("text", "json")
+STDIN = "-"  # query=-: a stream of queries, one per line of standard input
 
 
 class SearchInputError(ValueError):
@@ -60,24 +62,69 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
     database = image_set_at(root, cfg.images.name or set_name(root))
     if not root.is_dir():
         raise SearchInputError(f"{root}: images.root must be a folder of photos")
-    query = Path(cfg.query).expanduser()
-    queries = image_set_at(query, set_name(query, "query-"))
+    stream = str(cfg.query) == STDIN
+    queries = None if stream else query_images(str(cfg.query))  # bad input before any coding
     cfg = OmegaConf.merge(cfg, {"taps": as_list(cfg.taps)[:1]})
     compression: Compression = build(cfg.compression)
     search: Search = build(cfg.search)
     rerank: Reranking = build(cfg.rerank)
     source = code_source(cfg)
-    found = search_photos(database, queries, source, compression, search, rerank, k=cfg.k)
-    if found.unreadable:
-        log.warning("unreadable query images skipped: %s", found.unreadable)
+    index = PhotoIndex(database, source, compression, search, rerank)
+    if queries is None:
+        found, failed = answer_stream(index, cfg.k, cfg.output, sys.stdin)
+    else:
+        found, failed = index.search(queries, k=cfg.k), 0
+        if found.unreadable:
+            log.warning("unreadable query images skipped: %s", found.unreadable)
+        print(as_json(found) if cfg.output == "json" else as_text(found))
     run = {**as_run(found, source.name, rerank.record()), "config": OmegaConf.to_container(cfg)}
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(output_dir / "results.json", run, indent=1)
     if cfg.gallery:
         log.info("gallery: %s", write_gallery(output_dir))
-    print(as_json(found) if cfg.output == "json" else as_text(found))
+    if failed:
+        raise SearchInputError(
+            f"{failed} line(s) of standard input not answered, each said why above"
+        )
     return found
+
+
+def query_images(query: str) -> ImageSet:
+    """The image set of a query given as an image file or a folder of them."""
+    path = Path(query).expanduser()
+    return image_set_at(path, set_name(path, "query-"))
+
+
+def answer_stream(index: PhotoIndex, k: int, output: str, lines: TextIO) -> tuple[PhotoSearch, int]:
+    """Answer each line of `lines` (an image file or a folder of them) as it comes, with the
+    folder prepared once: the answer printed at once (text, or one JSON object per line); a bad
+    line gets its one error line on stderr and the stream goes on. Returns what was answered,
+    as one search, and how many lines were not."""
+    answered: list[PhotoSearch] = []
+    failed = 0
+    interactive = lines.isatty()
+    while True:
+        if interactive:
+            print("query> ", end="", file=sys.stderr, flush=True)
+        line = lines.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        try:
+            found = index.search(query_images(line.strip()), k=k)
+        except INPUT_ERRORS as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        for name in found.unreadable:
+            print(f"error: {name}: not a readable image, skipped", file=sys.stderr, flush=True)
+        print(as_json(found, indent=None) if output == "json" else as_text(found), flush=True)
+        answered.append(found)
+    if not answered:
+        raise SearchInputError("no query was answered: standard input named no readable image")
+    return merged(answered), failed
 
 
 def as_text(found: PhotoSearch) -> str:
@@ -88,7 +135,7 @@ def as_text(found: PhotoSearch) -> str:
     return "\n".join(lines)
 
 
-def as_json(found: PhotoSearch) -> str:
+def as_json(found: PhotoSearch, indent: int | None = 1) -> str:
     return json.dumps(
         {
             "tap": found.tap,
@@ -102,5 +149,5 @@ def as_json(found: PhotoSearch) -> str:
             ],
             "unreadable_queries": found.unreadable,
         },
-        indent=1,
+        indent=indent,
     )
