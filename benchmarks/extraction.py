@@ -6,7 +6,8 @@ For each network at batch 32, in the same run, on the demo benchmark's JPEGs (38
   plain     torchvision ImageFolder + DataLoader + forward loop (PIL decode, same resize)
 --engines: the same, per inference engine (`extraction.engine`: torch, compile, onnxruntime),
 repeats interleaved (engine after engine, R rounds, best of R), ratios against torch end to end
-(today's); the one-off costs (ONNX export, compilation) apart. Then, on Paris-278's JPEGs when
+(today's); the one-off costs (ONNX export, compilation) apart. --spinning: onnxruntime with its
+idle threads spinning (its default) and sleeping (ncl's), interleaved, best of R. Then, on Paris-278's JPEGs when
 --paris names them, end to end with full and reduced decode (`extraction.decode`).
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import pil_loader
 
+from ncl.codes import engines
 from ncl.codes.engines import engine_module
 from ncl.codes.extraction import Extraction, ExtractionSettings
 from ncl.codes.store import CodeStore
@@ -154,6 +156,37 @@ def engines_table(
         shutil.rmtree(root)
 
 
+def spinning_table(images: ImageSet, workers: int, repeats: int) -> None:
+    """onnxruntime's forward alone and end to end with its idle threads spinning (onnxruntime's
+    default) and sleeping (`engines.SPINNING = False`, ncl's), interleaved rounds, best of n."""
+    print(
+        "\n| network | idle onnxruntime threads | forward alone img/s | ncl end to end img/s "
+        "| end to end / forward | end to end / spinning end to end |"
+    )
+    print("|---|---|---|---|---|---|")
+    settings = (True, False)
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        root = Path(tempfile.mkdtemp())
+        fwd, e2e = dict.fromkeys(settings, 0.0), dict.fromkeys(settings, 0.0)
+        ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")  # the export
+        for _ in range(repeats):
+            for spinning in settings:
+                engines.SPINNING = spinning
+                module = engine_forward(net, "onnxruntime", tap, root / "forward")
+                fwd[spinning] = max(fwd[spinning], forward_rate(module, len(images)))
+                rate = ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")
+                e2e[spinning] = max(e2e[spinning], rate)
+        engines.SPINNING = False
+        for spinning in settings:
+            print(
+                f"| {name} | {'spin' if spinning else 'sleep'} | {fwd[spinning]:.1f} | "
+                f"{e2e[spinning]:.1f} | {e2e[spinning] / fwd[spinning]:.2f} | "
+                f"{e2e[spinning] / e2e[True]:.2f} |"
+            )
+        shutil.rmtree(root)
+
+
 def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
     """End to end with full and reduced JPEG decode, onnxruntime, interleaved, best of n."""
     print(
@@ -221,6 +254,7 @@ def main() -> None:
     parser.add_argument(
         "--engine", action="append", choices=ENGINES, help="with --engines: only these (+ torch)"
     )
+    parser.add_argument("--spinning", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
@@ -243,6 +277,8 @@ def main() -> None:
         )
     if args.engines:
         engines_table(images, args.workers, args.repeats, tuple(args.engine or ENGINES))
+    if args.spinning:
+        spinning_table(images, args.workers, args.repeats)
     if args.paris:
         decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:

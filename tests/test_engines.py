@@ -164,3 +164,17 @@ def test_the_engine_is_recorded_in_results(cfg_evaluate):
         "compute_dtype": "float32",
         "decode": "full",
     }
+
+
+def test_onnxruntime_threads_sleep_when_idle_unless_asked_to_spin(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    module = Descriptor().module(create_backbone("mobilenet_v2", pretrained=False).eval(), ["pool"])
+    ort, _ = engine_module("onnxruntime", module, [64], tmp_path, {"model": "m"})
+
+    def spinning(codes) -> str:
+        options = codes.sessions[64].get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(ort) == "0"  # the loader's workers share the cores
+    monkeypatch.setattr(engines, "SPINNING", True)  # onnxruntime's own default, for measuring
+    assert spinning(engine_module("onnxruntime", module, [64], tmp_path, {"model": "m"})[0]) == "1"

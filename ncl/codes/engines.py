@@ -46,6 +46,9 @@ ENGINES = ("auto", "torch", "compile", "onnxruntime")
 # fp32 engines agree with torch within this, as max abs difference of L2-normalised codes
 TOLERANCE = 1e-4
 ONNX_FILE = "model.onnx"
+# onnxruntime's idle threads sleep rather than spin: the loader's workers decode on the same
+# cores, and a spinning thread takes their time (`benchmarks.extraction --spinning`)
+SPINNING = False
 EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx", "torch.export")
 # the dtype each of Lightning's precision settings computes in (float32 unless reduced)
 COMPUTE_DTYPES = {
@@ -140,6 +143,7 @@ def onnx_session(path: Path, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(SPINNING)))
     options.log_severity_level = 3  # errors only: its start-up notes are noise in a job's log
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
