@@ -211,6 +211,54 @@ def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
     assert not list(out.path.parent.glob(".partial*"))
 
 
+def test_two_nodes_share_an_extraction_through_the_code_store(images, tmp_path):
+    """Multi-node DDP as a cluster runs it, with two processes standing for two machines (one
+    device each, NODE_RANK 0 and 1, one rendezvous, a code store both see): each joins as its own
+    node, and rank 0 publishes one set with every image once."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable,
+        str(ROOT / "extract.py"),
+        f"images.root={images.files[0].parent}",
+        "images.name=toy",
+        "model=mobilenet_v2",
+        "model.pretrained=false",
+        "taps=[pool]",
+        f"paths.codes_dir={tmp_path / 'codes'}",
+        "extraction=ddp",
+        "extraction.accelerator=cpu",
+        "extraction.devices=1",
+        "extraction.num_nodes=2",
+        "extraction.batch_size=3",
+        "extraction.num_workers=0",
+        "extraction.progress=false",
+    ]
+    rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    nodes = [
+        subprocess.Popen(
+            [*cmd, f"hydra.run.dir={tmp_path / f'run{rank}'}"],
+            cwd=tmp_path,
+            env={**os.environ, **rendezvous, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+    out = CodeStore(tmp_path / "codes").read("mobilenet_v2-random-init", "toy", "pool")
+    assert out.ids == images.names and out.codes.shape == (10, 1280)
+    assert not list(out.path.parent.glob(".partial*"))
+
+
 class _Leftover:
     """Garbage in a reference cycle whose destructor says which process ran it."""
 

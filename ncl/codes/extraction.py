@@ -66,6 +66,7 @@ class ExtractionSettings:
     num_workers: int = 2
     accelerator: str = "auto"
     devices: int | str = 1
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     dtype: str = "float32"
@@ -86,7 +87,7 @@ class ExtractionSettings:
             raise ValueError(
                 f"extraction.dtype must be one of {', '.join(CODE_DTYPES)}, got {self.dtype!r}"
             )
-        for option in ("batch_size", "shard_size"):
+        for option in ("batch_size", "shard_size", "num_nodes"):
             value = getattr(self, option)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"extraction.{option} must be a positive integer, got {value!r}")
@@ -342,6 +343,7 @@ class Extraction:
                 # onnxruntime runs on the CPU, whatever Lightning would choose
                 accelerator="cpu" if engine_name == "onnxruntime" else settings.accelerator,
                 devices=settings.devices,
+                num_nodes=settings.num_nodes,
                 strategy=settings.strategy,
                 precision=settings.precision,
                 logger=False,
