@@ -1,11 +1,14 @@
-"""Re-ranking after search, for any codes: query expansion (AQE, alpha-QE) and database-side
-augmentation (DBA, alpha-DBA), arrays in, arrays out (`conf/rerank/*.yaml`)."""
+"""Re-ranking after search, for any codes: query expansion (AQE, alpha-QE), database-side
+augmentation (DBA, alpha-DBA) and diffusion on a neighbour graph, arrays in, arrays out
+(`conf/rerank/*.yaml`)."""
 
 from ncl.rerank.rerankers import (
     AlphaQueryExpansion,
     AverageQueryExpansion,
     DatabaseAugmentation,
     DatabaseKey,
+    DatabaseNeighbours,
+    Diffusion,
     QueryExpansion,
     Reranking,
 )
@@ -15,6 +18,8 @@ __all__ = [
     "AverageQueryExpansion",
     "DatabaseAugmentation",
     "DatabaseKey",
+    "DatabaseNeighbours",
+    "Diffusion",
     "QueryExpansion",
     "Reranking",
 ]

@@ -36,6 +36,16 @@ def codes_per_image(owner: np.ndarray) -> int:
     return int(np.bincount(owner).max()) if len(owner) else 1
 
 
+def codes_of_images(owner: np.ndarray, images: int) -> np.ndarray:
+    """Each image's code rows (images x codes per image, -1 padding): `owner` inverted."""
+    order = np.argsort(owner, kind="stable")
+    counts = np.bincount(owner, minlength=images)
+    starts = np.cumsum(counts) - counts
+    out = np.full((images, codes_per_image(owner)), -1, dtype=np.int64)
+    out[owner[order], np.arange(len(owner)) - starts[owner[order]]] = order
+    return out
+
+
 def top_images(
     database: np.ndarray,
     owner: np.ndarray,
