@@ -2,8 +2,8 @@
 and the compressed index kinds of `search=` against flat at scale.
 
 python -m benchmarks.search [--quick]
-OMP_NUM_THREADS=2 python -m benchmarks.search --indexes [--n 1000000] [--nlist 4096]
-    [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32] [--ef-search 128,256,512]
+OMP_NUM_THREADS=2 python -m benchmarks.search --indexes [--kinds ivf_flat,ivf_pq,hnsw] [--n 1000000]
+    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32] [--ef-search 128,256]
 
 `--indexes`: N x 256 clustered unit codes (a mixture of 64 anisotropic Gaussians, not real codes)
 written as a float16 code set and memory-mapped; each index built once, in its own process, then
@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller databases")
     parser.add_argument("--indexes", action="store_true", help="index kinds against flat")
     parser.add_argument("--n", type=int, default=1_000_000, help="codes (--indexes)")
+    parser.add_argument(
+        "--kinds", default="ivf_flat,ivf_pq,hnsw", help="index kinds besides flat (--indexes)"
+    )
     parser.add_argument("--train", type=int, default=50_000, help="training codes (--indexes)")
     parser.add_argument("--nlist", type=int, default=4096, help="IVF lists (--indexes)")
     parser.add_argument(
@@ -221,14 +224,18 @@ def index_builds(args: argparse.Namespace) -> list[list]:
     from ncl.search.index import HNSW, IVFPQ, Flat, IVFFlat
 
     nprobes = args.nprobe
-    builds: list[list] = [[Flat()]]
-    builds.append([IVFFlat(nlist=args.nlist, nprobe=p) for p in nprobes[:1]])
-    for m in args.pq_m:
-        builds.append([IVFPQ(nlist=args.nlist, nprobe=p, m=m) for p in nprobes])
-    if args.opq:
-        builds.append([IVFPQ(nlist=args.nlist, nprobe=p, m=args.opq, opq=True) for p in nprobes])
-    for m in args.hnsw_m:
-        builds.append([HNSW(m=m, ef_construction=40, ef_search=ef) for ef in args.ef_search])
+    builds: list[list] = [[Flat()]]  # the exact reference, always
+    if "ivf_flat" in args.kinds:
+        builds.append([IVFFlat(nlist=args.nlist, nprobe=p) for p in nprobes[:1]])
+    if "ivf_pq" in args.kinds:
+        for m in args.pq_m:
+            builds.append([IVFPQ(nlist=args.nlist, nprobe=p, m=m) for p in nprobes])
+        if args.opq:
+            opq = [IVFPQ(nlist=args.nlist, nprobe=p, m=args.opq, opq=True) for p in nprobes]
+            builds.append(opq)
+    if "hnsw" in args.kinds:
+        for m in args.hnsw_m:
+            builds.append([HNSW(m=m, ef_construction=40, ef_search=ef) for ef in args.ef_search])
     return builds
 
 
