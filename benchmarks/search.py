@@ -3,7 +3,8 @@ and the compressed index kinds of `search=` against flat at scale.
 
 python -m benchmarks.search [--quick]
 OMP_NUM_THREADS=2 python -m benchmarks.search --indexes [--kinds ivf_flat,ivf_pq,hnsw] [--n 1000000]
-    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32] [--ef-search 128,256]
+    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32]
+    [--ef-construction 40] [--ef-search 128,256]
 
 `--indexes`: N x 256 clustered unit codes (a mixture of 64 anisotropic Gaussians, not real codes)
 written as a float16 code set and memory-mapped; each index built once, in its own process, then
@@ -104,6 +105,7 @@ def main() -> None:
     parser.add_argument("--pq-m", type=ints, default=[32, 64], help="PQ sub-vectors, e.g. 32,64")
     parser.add_argument("--opq", type=int, help="also ivf_pq with OPQ of this m (slow to train)")
     parser.add_argument("--hnsw-m", type=ints, default=[32], help="HNSW links per code")
+    parser.add_argument("--ef-construction", type=int, default=40, help="HNSW build breadth")
     parser.add_argument("--ef-search", type=ints, default=[128, 256, 512], help="HNSW breadths")
     args = parser.parse_args()
     if args.indexes:
@@ -235,7 +237,12 @@ def index_builds(args: argparse.Namespace) -> list[list]:
             builds.append(opq)
     if "hnsw" in args.kinds:
         for m in args.hnsw_m:
-            builds.append([HNSW(m=m, ef_construction=40, ef_search=ef) for ef in args.ef_search])
+            builds.append(
+                [
+                    HNSW(m=m, ef_construction=args.ef_construction, ef_search=ef)
+                    for ef in args.ef_search
+                ]
+            )
     return builds
 
 
