@@ -2,14 +2,20 @@
 and the compressed index kinds of `search=` against flat at scale.
 
 python -m benchmarks.search [--quick]
-OMP_NUM_THREADS=1 python -m benchmarks.search --indexes [--n 1000000] [--nlist 4096] [--opq]
+OMP_NUM_THREADS=2 python -m benchmarks.search --indexes [--kinds ivf_flat,ivf_pq,hnsw] [--n 1000000]
+    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32]
+    [--ef-construction 40] [--ef-search 128,256]
 
 `--indexes`: N x 256 clustered unit codes (a mixture of 64 anisotropic Gaussians, not real codes)
-written as a float16 code set and memory-mapped; for each index kind, in its own process: build
-seconds (training on 50k separate codes included), index bytes against the raw float32 codes,
-queries/s over 1,000 queries and 10-recall@100 against flat's exact top 10, in the same run; the
-build's peak numpy heap (tracemalloc: the chunks, not the set) and its anonymous memory growth
-(RssAnon: faiss's own allocations, the index) while streaming from the memory map.
+written as a float16 code set and memory-mapped; each index built once, in its own process, then
+searched with every search-time setting asked for (nprobe, efSearch: a sweep never rebuilds).
+Per setting: build seconds (training on `--train` separate codes included), index bytes against
+the raw float32 codes, queries/s over 1,000 queries and 10-recall@100 against flat's exact top
+10, in the same run. Memory of the build while streaming from the memory map: its peak numpy heap
+(tracemalloc: the chunks, not the set), its peak anonymous memory above the process's before the
+build (RssAnon sampled every 20 ms: numpy's and faiss's allocations, not the page cache of the
+memory map) against the index's bytes, and the anonymous memory still held after it (the index
+in memory, with what faiss keeps beside it, e.g. IVF-PQ's precomputed tables).
 
 Each method runs in a fresh process so its peak memory (max RSS above the process's RSS once the
 data is in memory) is its own. The numpy baseline ranks queries in batches of 100 (its q @ X.T
@@ -23,6 +29,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -77,16 +84,32 @@ def run(method: str, n: int, d: int, nq: int, k: int):
     return result
 
 
+def ints(text: str) -> list[int]:
+    """A comma-separated list of integers (a sweep over one built index)."""
+    return [int(v) for v in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10x smaller databases")
     parser.add_argument("--indexes", action="store_true", help="index kinds against flat")
     parser.add_argument("--n", type=int, default=1_000_000, help="codes (--indexes)")
+    parser.add_argument(
+        "--kinds", default="ivf_flat,ivf_pq,hnsw", help="index kinds besides flat (--indexes)"
+    )
+    parser.add_argument("--train", type=int, default=50_000, help="training codes (--indexes)")
     parser.add_argument("--nlist", type=int, default=4096, help="IVF lists (--indexes)")
-    parser.add_argument("--opq", action="store_true", help="also ivf_pq with OPQ (slow to train)")
+    parser.add_argument(
+        "--nprobe", type=ints, default=[16, 64], help="IVF lists scanned, e.g. 16,64"
+    )
+    parser.add_argument("--pq-m", type=ints, default=[32, 64], help="PQ sub-vectors, e.g. 32,64")
+    parser.add_argument("--opq", type=int, help="also ivf_pq with OPQ of this m (slow to train)")
+    parser.add_argument("--hnsw-m", type=ints, default=[32], help="HNSW links per code")
+    parser.add_argument("--ef-construction", type=int, default=40, help="HNSW build breadth")
+    parser.add_argument("--ef-search", type=ints, default=[128, 256, 512], help="HNSW breadths")
     args = parser.parse_args()
     if args.indexes:
-        indexes(args.n, args.nlist, args.opq)
+        indexes(args)
         return
     scale = 10 if args.quick else 1
     cases = [(1_000_000 // scale, 128, 1000, 200), (100_000 // scale, 4096, 1000, 1000)]
@@ -127,7 +150,31 @@ def anon_mb() -> float:
     raise RuntimeError("no RssAnon")
 
 
-def index_child(kind, codes_dir: str, train, queries, k: int, conn) -> None:
+class PeakAnon:
+    """The process's peak anonymous memory (RssAnon: numpy's and faiss's allocations, not the
+    page cache of the memory-mapped codes) while the block runs, sampled every 20 ms by a
+    thread (faiss releases the GIL)."""
+
+    def __enter__(self) -> PeakAnon:
+        self.peak = anon_mb()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def sample(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, anon_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.peak = max(self.peak, anon_mb())
+
+
+def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
+    """Build the index of `kinds[0]` once from the memory-mapped codes, then search it with
+    each kind's search-time settings (they share the build settings)."""
     import tracemalloc
 
     from ncl.codes.store import read_codes
@@ -141,22 +188,31 @@ def index_child(kind, codes_dir: str, train, queries, k: int, conn) -> None:
     base = anon_mb()
     tracemalloc.start()
     t = time.perf_counter()
-    index = make_index(kind, rows, train)
+    with PeakAnon() as peak:
+        index = make_index(kinds[0], rows, train)
     build = time.perf_counter() - t
     heap = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    grown = anon_mb() - base
-    kind.tune(index)
-    search_batches(index, queries[:10], k)  # warm-up
-    t = time.perf_counter()
-    ranks = search_batches(index, queries, k)
-    qps = len(queries) / (time.perf_counter() - t)
-    conn.send((build, index_bytes(index), qps, ranks, heap, grown))
+    built = {
+        "build": build,
+        "bytes": index_bytes(index),
+        "heap": heap,
+        "peak": peak.peak - base,
+        "after": anon_mb() - base,
+    }
+    searches = []
+    for kind in kinds:
+        kind.tune(index)
+        search_batches(index, queries[:10], k)  # warm-up
+        t = time.perf_counter()
+        ranks = search_batches(index, queries, k)
+        searches.append((len(queries) / (time.perf_counter() - t), ranks))
+    conn.send((built, searches))
 
 
-def run_index(kind, codes_dir, train, queries, k):
+def run_index(kinds, codes_dir, train, queries, k):
     parent, child_conn = mp.Pipe()
-    args = (kind, codes_dir, train, queries, k, child_conn)
+    args = (kinds, codes_dir, train, queries, k, child_conn)
     p = mp.get_context("fork").Process(target=index_child, args=args)
     p.start()
     result = parent.recv()
@@ -164,14 +220,39 @@ def run_index(kind, codes_dir, train, queries, k):
     return result
 
 
-def indexes(n: int, nlist: int, opq: bool) -> None:
+def index_builds(args: argparse.Namespace) -> list[list]:
+    """The index kinds to measure, grouped by build: each group's kinds differ only in their
+    search-time settings (nprobe, efSearch), so each group is built once."""
+    from ncl.search.index import HNSW, IVFPQ, Flat, IVFFlat
+
+    nprobes = args.nprobe
+    builds: list[list] = [[Flat()]]  # the exact reference, always
+    if "ivf_flat" in args.kinds:
+        builds.append([IVFFlat(nlist=args.nlist, nprobe=p) for p in nprobes[:1]])
+    if "ivf_pq" in args.kinds:
+        for m in args.pq_m:
+            builds.append([IVFPQ(nlist=args.nlist, nprobe=p, m=m) for p in nprobes])
+        if args.opq:
+            opq = [IVFPQ(nlist=args.nlist, nprobe=p, m=args.opq, opq=True) for p in nprobes]
+            builds.append(opq)
+    if "hnsw" in args.kinds:
+        for m in args.hnsw_m:
+            builds.append(
+                [
+                    HNSW(m=m, ef_construction=args.ef_construction, ef_search=ef)
+                    for ef in args.ef_search
+                ]
+            )
+    return builds
+
+
+def indexes(args: argparse.Namespace) -> None:
     import tempfile
 
     from ncl.codes.store import write_ids
-    from ncl.search.index import HNSW, IVFPQ, Flat, IVFFlat
 
-    d, k = 256, 100
-    train = np.concatenate(list(clustered_codes(50_000, d, 1)))
+    n, d, k = args.n, 256, 100
+    train = np.concatenate(list(clustered_codes(args.train, d, 1)))
     queries = np.concatenate(list(clustered_codes(1000, d, 2)))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "codes"
@@ -185,34 +266,35 @@ def indexes(n: int, nlist: int, opq: bool) -> None:
         del out
         write_ids(folder, [str(i) for i in range(n)])
         (folder / "meta.json").write_text(json.dumps({"count": n}))
-        kinds = [
-            Flat(),
-            IVFFlat(nlist=nlist, nprobe=16),
-            IVFPQ(nlist=nlist, nprobe=16, m=32),
-            IVFPQ(nlist=nlist, nprobe=64, m=32),
-            *([IVFPQ(nlist=nlist, nprobe=16, m=32, opq=True)] if opq else []),
-            HNSW(m=32, ef_construction=40, ef_search=128),
-        ]
         raw = n * d * 4
-        print(f"{n:,} x {d} codes (float16 on disk, memory-mapped), 1,000 queries, k = {k}\n")
+        print(
+            f"{n:,} x {d} codes (float16 on disk, memory-mapped), trained on {args.train:,} "
+            f"separate codes, 1,000 queries, k = {k}\n"
+        )
         print(
             "| index | build s | bytes | / raw | q/s | x flat q/s | 10-recall@100 "
-            "| build heap MB | build anon MB |"
+            "| build heap MB | build peak anon MB | peak / bytes | anon after MB |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         exact = None
         flat_qps = 1.0
-        for kind in kinds:
-            build, size, qps, ranks, heap, grown = run_index(kind, str(folder), train, queries, k)
-            if exact is None:
-                exact, flat_qps = ranks[:, :10], qps
-            recall = np.mean([len(set(e) & set(r)) / 10 for e, r in zip(exact, ranks, strict=True)])
-            print(
-                f"| {kind.name} {kind.params()} | {build:.1f} | {size / 2**20:,.1f} MB | "
-                f"{size / raw:.3f} | {qps:,.0f} | {qps / flat_qps:.1f}x | {recall:.3f} | "
-                f"{heap:,.0f} | {grown:,.0f} |",
-                flush=True,
-            )
+        for kinds in index_builds(args):
+            built, searches = run_index(kinds, str(folder), train, queries, k)
+            size = built["bytes"]
+            for kind, (qps, ranks) in zip(kinds, searches, strict=True):
+                if exact is None:
+                    exact, flat_qps = ranks[:, :10], qps
+                recall = np.mean(
+                    [len(set(e) & set(r)) / 10 for e, r in zip(exact, ranks, strict=True)]
+                )
+                print(
+                    f"| {kind.name} {kind.params()} | {built['build']:.1f} | "
+                    f"{size / 2**20:,.1f} MB | {size / raw:.3f} | {qps:,.0f} | "
+                    f"{qps / flat_qps:.1f}x | {recall:.3f} | {built['heap']:,.0f} | "
+                    f"{built['peak']:,.0f} | {built['peak'] * 2**20 / size:.2f} | "
+                    f"{built['after']:,.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class DatabaseKey:
 def make_index(
     kind: IndexKind, database: np.ndarray | CodeRows, train: np.ndarray | None
 ) -> faiss.Index:
-    """A new CPU index of `kind`, trained on `train`, the database added a chunk at a time."""
+    """A new CPU index of `kind`, trained on `train`, the database added a chunk at a time (in
+    one call where the kind needs it, HNSW: the whole set is then made as float32 once)."""
     dim = database.shape[1]
     index = faiss.index_factory(dim, kind.factory(dim), faiss.METRIC_L2)
     kind.prepare(index)
@@ -52,6 +53,10 @@ def make_index(
             raise ValueError(f"a {kind.name} index needs codes to train on, got none")
         index.train(np.ascontiguousarray(train, dtype=np.float32))
     with progress_bar(f"index {kind.name}", len(database)) as advance:
+        if kind.adds_at_once:
+            index.add(np.ascontiguousarray(database, dtype=np.float32))
+            advance(len(database))
+            return index
         for chunk in row_chunks(database):
             index.add(chunk)
             advance(len(chunk))

@@ -15,6 +15,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from ncl.search.rows import CodeRows, row_chunks
+
 # faiss's GPU k-selection is limited; deeper lists are ranked on the CPU.
 GPU_MAX_K = 2048
 
@@ -72,15 +74,17 @@ def search_batches(
 
 
 def rank(
-    database: np.ndarray,
+    database: np.ndarray | CodeRows,
     queries: np.ndarray,
     depth: int | None = None,
     *,
     use_gpu: bool | None = None,
     max_results: int = 1 << 24,
 ) -> Ranking:
-    """Rank the database for each query, exactly, `depth` deep (None: the whole database)."""
-    database = np.ascontiguousarray(database, dtype=np.float32)
+    """Rank the database for each query, exactly, `depth` deep (None: the whole database).
+
+    The index is filled a chunk at a time: it is the only float32 copy of the codes (a float16
+    or memory-mapped set, or `CodeRows`, is never first copied whole to float32)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if database.shape[1] != queries.shape[1]:
         raise ValueError(f"database codes are {database.shape[1]}-d, queries {queries.shape[1]}-d")
@@ -90,7 +94,8 @@ def rank(
     index: faiss.Index = faiss.IndexFlatL2(database.shape[1])
     if on_gpu:
         index = on_gpus(index)
-    index.add(database)
+    for chunk in row_chunks(database):
+        index.add(chunk)
     ranks = search_batches(index, queries, k, max_results)
     return Ranking(ranks=ranks, depth=k, device="gpu" if on_gpu else "cpu")
 

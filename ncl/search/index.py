@@ -41,6 +41,8 @@ class IndexKind:
 
     name = "flat"
     exact = True
+    # whether the codes must go into the index in one call rather than a chunk at a time
+    adds_at_once = False
 
     @property
     def trains(self) -> bool:
@@ -91,6 +93,10 @@ class HNSW(IndexKind):
     ef_search: int = 128
     name = "hnsw"
     exact = False
+    # faiss's graph built over several add calls is far worse than over one: 10-recall@100 fell
+    # from 0.99 to 0.90 (100k clustered codes, 16k-row adds) and to 0.50 (1M, 64k-row adds); the
+    # graph holds every code as float32 anyway, so the set goes in whole
+    adds_at_once = True
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -2,10 +2,10 @@
 
 The database of an evaluation is the benchmark's code set, its turned copies and any distractors,
 all memory-mapped `codes.npy` files (float32 or float16), then compressed. `CodeRows` stands for
-their concatenation, compressed, without making it: an index is built from `chunks()`, so only
-one chunk is ever in memory as float32 (a float16 set is never copied whole to float32);
-`numpy.asarray(rows)` makes the whole matrix where a search needs it (the exact flat index holds
-it anyway), filling it chunk by chunk. A database of at most one chunk is compressed in one call,
+their concatenation, compressed, without making it: every index, the exact flat one included, is
+built from `chunks()`, so besides the index only one chunk is ever in memory as float32 (a float16
+set is never copied whole to float32); `numpy.asarray(rows)` makes the whole matrix where a
+re-ranker needs it (query expansion, DBA), filling it chunk by chunk. A database of at most one chunk is compressed in one call,
 exactly as before there were chunks.
 """
 

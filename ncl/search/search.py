@@ -93,7 +93,7 @@ class Search:
         copies = 1 + len(self.database_rotations)
         k = None if depth is None else depth * copies
         if isinstance(self.index, Flat):
-            ranking = rank(np.asarray(database), queries, k, use_gpu=self.gpu)
+            ranking = rank(database, queries, k, use_gpu=self.gpu)
             info = {"bytes": len(database) * database.shape[1] * 4}
         else:
             ranking, info = self.approximate(database, queries, k, key, train, train_identity)
