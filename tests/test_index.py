@@ -189,3 +189,24 @@ def test_hnsw_takes_the_whole_set_in_one_add_the_other_kinds_a_chunk_at_a_time(m
     assert make_index(HNSW(m=8), rows, None).ntotal == len(DB)
     assert make_index(IVFFlat(nlist=4, nprobe=4), rows, TRAIN).ntotal == len(DB)
     assert sizes == {"HNSW8": [300], "IVF4,Flat": [64, 64, 64, 64, 44]}
+
+
+def test_an_ivf_pq_build_leaves_its_search_table_to_the_first_search():
+    """The precomputed table (nlist x m x 256 floats) is a search structure: no build holds it
+    beside the chunks being added; tuning for the search makes it; rankings are faiss's own."""
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((3000, 16), dtype=np.float32)
+    database = rng.standard_normal((5000, 16), dtype=np.float32)
+    kind = IVFPQ(nlist=8, nprobe=4, m=4)
+    built = make_index(kind, CodeRows([database], lambda x: x, 16, chunk=1000), train)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(built))
+    assert ivf.precomputed_table.size() == 0
+    kind.tune(built)
+    assert ivf.precomputed_table.size() == 8 * 4 * 256
+    plain = faiss.index_factory(16, kind.factory(16))  # faiss's default: the table at training
+    plain.train(train)
+    plain.add(database)
+    kind.tune(plain)
+    np.testing.assert_array_equal(
+        built.search(database[:20], 10)[1], plain.search(database[:20], 10)[1]
+    )

@@ -56,10 +56,10 @@ def make_index(
         if kind.adds_at_once:
             index.add(np.ascontiguousarray(database, dtype=np.float32))
             advance(len(database))
-            return index
-        for chunk in row_chunks(database):
-            index.add(chunk)
-            advance(len(chunk))
+        else:
+            for chunk in row_chunks(database):
+                index.add(chunk)
+                advance(len(chunk))
     return index
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# rows compressed at once: 65,536 x 4,096 float32 codes are 1 GiB, x 256 are 64 MiB
-CHUNK = 1 << 16
+# rows compressed at once: 16,384 x 4,096 float32 codes are 256 MiB, x 256 are 16 MiB; a build
+# holds three such temporaries beside the index, which at 1M x 256 IVF-PQ codes is 70 MB
+CHUNK = 1 << 14
 
 
 @dataclass(frozen=True)
