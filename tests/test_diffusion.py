@@ -2,15 +2,12 @@
 against hand-made cases and a dense solve, the identity at alpha = 0, several codes per image,
 the cached graph, and evaluate.py recording it."""
 
-import json
-
 import numpy as np
 import pytest
-from helpers.fixtures_official import write_oxford
+from helpers.configs import reranked_oxford_run
 from scipy import sparse
 
 from ncl.compress.base import l2_normalize
-from ncl.jobs.evaluate import run_evaluation
 from ncl.rerank import DatabaseAugmentation, DatabaseKey, Diffusion, Reranking
 from ncl.rerank.diffusion import diffuse
 from ncl.search.search import Search
@@ -170,20 +167,7 @@ def test_bad_options_are_refused_by_name(make, option):
 
 
 def test_evaluate_records_diffusion_and_caches_its_graph_beside_the_codes(cfg_evaluate, tmp_path):
-    oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
-
-    def run(rerank: str) -> dict:
-        cfg = cfg_evaluate(
-            [
-                "benchmark=oxford5k",
-                f"benchmark.reader.root={oxford.root}",
-                "compression=none",
-                "taps=[pool]",
-                f"rerank={rerank}",
-            ]
-        )
-        run_evaluation(cfg)
-        return json.loads((tmp_path / "out" / "results.json").read_text())
+    run = reranked_oxford_run(cfg_evaluate, tmp_path)
 
     plain, diffused = run("none"), run("diffusion")
     settings = {"k": 10, "alpha": 0.9, "gamma": 3.0, "seeds": 5, "truncate": 1000}

@@ -181,15 +181,15 @@ def test_query_boxes_crop_before_resizing(backbone, tmp_path):
     assert np.abs(a_unit - b_unit).max() > 1e-3
 
 
-def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
-    """Two gloo ranks share the images through Lightning's DistributedSampler; rank 0 publishes
-    one set in image order, rank 1 waits for it (padding itself is covered by the merge test)."""
-    import subprocess
+def toy_extraction(images, tmp_path: Path, *groups: str) -> list[str]:
+    """`python extract.py` of the toy images by a random MobileNetV2 on CPU processes, codes in
+    `tmp_path`/codes; `groups` (e.g. `extraction=ddp`) come before the overrides."""
     import sys
 
-    cmd = [
+    return [
         sys.executable,
         str(ROOT / "extract.py"),
+        *groups,
         f"images.root={images.files[0].parent}",
         "images.name=toy",
         "model=mobilenet_v2",
@@ -197,11 +197,21 @@ def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
         "taps=[pool]",
         f"paths.codes_dir={tmp_path / 'codes'}",
         "extraction.accelerator=cpu",
-        "extraction.devices=2",
-        "extraction.strategy=ddp",
         "extraction.batch_size=3",
         "extraction.num_workers=0",
         "extraction.progress=false",
+    ]
+
+
+def test_ddp_on_two_cpu_processes_gathers_every_image_once(images, tmp_path):
+    """Two gloo ranks share the images through Lightning's DistributedSampler; rank 0 publishes
+    one set in image order, rank 1 waits for it (padding itself is covered by the merge test)."""
+    import subprocess
+
+    cmd = [
+        *toy_extraction(images, tmp_path),
+        "extraction.devices=2",
+        "extraction.strategy=ddp",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -217,27 +227,14 @@ def test_two_nodes_share_an_extraction_through_the_code_store(images, tmp_path):
     node, and rank 0 publishes one set with every image once."""
     import socket
     import subprocess
-    import sys
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [
-        sys.executable,
-        str(ROOT / "extract.py"),
-        f"images.root={images.files[0].parent}",
-        "images.name=toy",
-        "model=mobilenet_v2",
-        "model.pretrained=false",
-        "taps=[pool]",
-        f"paths.codes_dir={tmp_path / 'codes'}",
-        "extraction=ddp",
-        "extraction.accelerator=cpu",
+        *toy_extraction(images, tmp_path, "extraction=ddp"),
         "extraction.devices=1",
         "extraction.num_nodes=2",
-        "extraction.batch_size=3",
-        "extraction.num_workers=0",
-        "extraction.progress=false",
     ]
     rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     nodes = [

@@ -1,11 +1,9 @@
 """Re-ranking (issue 12): AQE, alpha-QE and DBA on hand-made codes, several codes per image, DBA's
 cached codes, and evaluate.py with a re-ranker end to end."""
 
-import json
-
 import numpy as np
 import pytest
-from helpers.fixtures_official import write_oxford
+from helpers.configs import reranked_oxford_run
 
 from ncl.compress.base import l2_normalize
 from ncl.jobs.config import build
@@ -223,20 +221,7 @@ def test_ivf_settings_come_from_the_config_and_a_stray_nprobe_is_refused(cfg_eva
 
 
 def test_evaluate_records_the_reranker_and_its_map_differs(cfg_evaluate, tmp_path):
-    oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
-
-    def run(rerank: str) -> dict:
-        cfg = cfg_evaluate(
-            [
-                "benchmark=oxford5k",
-                f"benchmark.reader.root={oxford.root}",
-                "compression=none",
-                "taps=[pool]",
-                f"rerank={rerank}",
-            ]
-        )
-        run_evaluation(cfg)
-        return json.loads((tmp_path / "out" / "results.json").read_text())
+    run = reranked_oxford_run(cfg_evaluate, tmp_path)
 
     plain, qe = run("none"), run("alpha_qe")
     assert plain["rows"][0]["rerank"] == {"name": "none"}

@@ -13,13 +13,15 @@ function bound to a test's `tmp_path`; a module-scoped fixture calls it directly
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .fixtures_official import write_oxford
 from .paths import CONF_DIR
 
 # What every in-process extraction in the tests uses: no loader processes, no progress bars, and
@@ -67,3 +69,26 @@ def oxford_overrides(root: Path, *more: str) -> list[str]:
         "taps=[pool]",
         *more,
     ]
+
+
+def reranked_oxford_run(cfg_evaluate, tmp_path: Path) -> Callable[[str], dict]:
+    """`run(rerank) -> results.json` of `evaluate.py` on a small generated Oxford benchmark
+    (`pool` codes, uncompressed) with `rerank=<rerank>`, for the re-rankers' end-to-end tests."""
+    from ncl.jobs.evaluate import run_evaluation  # the job, imported only by the tests that run it
+
+    oxford = write_oxford(tmp_path / "oxford5k", images_per_landmark=6, n_other=4)
+
+    def run(rerank: str) -> dict:
+        cfg = cfg_evaluate(
+            [
+                "benchmark=oxford5k",
+                f"benchmark.reader.root={oxford.root}",
+                "compression=none",
+                "taps=[pool]",
+                f"rerank={rerank}",
+            ]
+        )
+        run_evaluation(cfg)
+        return json.loads((tmp_path / "out" / "results.json").read_text())
+
+    return run
