@@ -46,8 +46,13 @@ def test_each_query_finds_its_own_copy_first_and_a_gallery_shows_it(
     page = (tmp_path / "out" / "gallery.html").read_text()
     assert page.count("border:4px solid #777777") == 8  # 2 queries x 4 results, no ground truth
     assert "positive" not in page
-    run = json.loads((tmp_path / "out" / "results.json").read_text())
+    recorded = (tmp_path / "out" / "results.json").read_text()
+    run = json.loads(recorded)
     assert run["rows"][0]["top"][0][0] == folder_image_set("x", photos).names.index("p3")
+    # the configuration is recorded resolved, so the gallery's thumbnails go to the data folder
+    # (an unresolved "${paths.root_dir}/data" made a folder of that name in the working directory)
+    assert "${" not in recorded
+    assert list((tmp_path / "data" / "thumbnails").rglob("*.jpg"))
 
 
 def test_json_output_and_pca_fitted_on_the_folder(cfg_search, photos, capsys):
