@@ -77,7 +77,10 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
         if found.unreadable:
             log.warning("unreadable query images skipped: %s", found.unreadable)
         print(as_json(found) if cfg.output == "json" else as_text(found))
-    run = {**as_run(found, source.name, rerank.record()), "config": OmegaConf.to_container(cfg, resolve=True)}
+    run = {
+        **as_run(found, source.name, rerank.record()),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(output_dir / "results.json", run, indent=1)
