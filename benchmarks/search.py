@@ -103,6 +103,12 @@ def main() -> None:
         "--nprobe", type=ints, default=[16, 64], help="IVF lists scanned, e.g. 16,64"
     )
     parser.add_argument("--pq-m", type=ints, default=[32, 64], help="PQ sub-vectors, e.g. 32,64")
+    parser.add_argument(
+        "--refine",
+        type=ints,
+        default=[],
+        help="also ivf_pq re-ranking refine x k exactly, e.g. 2,4",
+    )
     parser.add_argument("--opq", type=int, help="also ivf_pq with OPQ of this m (slow to train)")
     parser.add_argument("--hnsw-m", type=ints, default=[32], help="HNSW links per code")
     parser.add_argument("--ef-construction", type=int, default=40, help="HNSW build breadth")
@@ -181,6 +187,7 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
     from ncl.compress.base import l2_normalize
     from ncl.search.build import index_bytes, make_index
     from ncl.search.flat import search_batches
+    from ncl.search.refine import refined
     from ncl.search.rows import CodeRows
 
     codes = read_codes(codes_dir).codes  # float16, memory-mapped
@@ -205,7 +212,11 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
         kind.tune(index)
         search_batches(index, queries[:10], k)  # warm-up
         t = time.perf_counter()
-        ranks = search_batches(index, queries, k)
+        factor = getattr(kind, "refine", None)
+        if factor is None:
+            ranks = search_batches(index, queries, k)
+        else:  # as `Search` does: the shortlist re-ranked exactly, codes read from the map
+            ranks = refined(rows, queries, search_batches(index, queries, k * factor), k)
         searches.append((len(queries) / (time.perf_counter() - t), ranks))
     conn.send((built, searches))
 
@@ -231,7 +242,13 @@ def index_builds(args: argparse.Namespace) -> list[list]:
         builds.append([IVFFlat(nlist=args.nlist, nprobe=p) for p in nprobes[:1]])
     if "ivf_pq" in args.kinds:
         for m in args.pq_m:
-            builds.append([IVFPQ(nlist=args.nlist, nprobe=p, m=m) for p in nprobes])
+            builds.append(
+                [
+                    IVFPQ(nlist=args.nlist, nprobe=p, m=m, refine=r)
+                    for p in nprobes
+                    for r in [None, *args.refine]
+                ]
+            )
         if args.opq:
             opq = [IVFPQ(nlist=args.nlist, nprobe=p, m=args.opq, opq=True) for p in nprobes]
             builds.append(opq)

@@ -16,6 +16,7 @@ from ncl.jobs.evaluate import run_evaluation
 from ncl.search.build import DatabaseKey, built_index, make_index
 from ncl.search.flat import rank
 from ncl.search.index import HNSW, IVFPQ, IVFFlat
+from ncl.search.refine import refined
 from ncl.search.rows import CodeRows, row_chunks
 from ncl.search.search import Search
 
@@ -62,6 +63,31 @@ def test_ivf_pq_probing_every_list_keeps_the_exact_top_ten_in_its_top_hundred():
     assert found.index["opq"] is True
 
 
+def test_refining_a_coarse_product_quantiser_over_every_code_ranks_exactly():
+    """A 2-byte PQ misorders its neighbours; re-ranking a shortlist as long as the database by
+    the exact distances of the codes (read from `CodeRows`, float16 parts) restores the order."""
+    rows = CodeRows([DB[:100].astype(np.float16), DB[100:].astype(np.float16)], l2, 16, chunk=64)
+    exact = Search().rank(np.asarray(rows), OWNER, QUERIES, 20).ranks
+    coarse = IVFPQ(nlist=4, nprobe=4, m=2, nbits=4)
+    pq_order = Search(index=coarse).rank(rows, OWNER, QUERIES, 20, train=TRAIN)
+    assert not np.array_equal(pq_order.ranks, exact) and pq_order.index["refine"] is None
+    refine = IVFPQ(nlist=4, nprobe=4, m=2, nbits=4, refine=len(DB) // 20)
+    found = Search(index=refine).rank(rows, OWNER, QUERIES, 20, train=TRAIN)
+    np.testing.assert_array_equal(found.ranks, exact)
+    assert found.index["refine"] == len(DB) // 20 and found.ranks.shape == (len(QUERIES), 20)
+
+
+def test_refined_keeps_the_nearest_of_each_shortlist_and_pads_the_short_ones():
+    shortlist = np.array([[5, 1, 9, -1], [-1, -1, -1, -1], [7, 3, -1, -1]])
+    queries = DB[[9, 0, 3]]  # each query is a database code: its own row comes first if listed
+    found = refined(DB, queries, shortlist, 3, batch_values=16 * 4)  # one query a batch
+    distances = [float(np.sum((DB[r] - queries[0]) ** 2)) for r in found[0]]
+    assert found[0, 0] == 9 and sorted(found[0]) == [1, 5, 9] and distances == sorted(distances)
+    assert found[1].tolist() == [-1, -1, -1]
+    assert found[2, 0] == 3 and found[2].tolist()[1:] == [7, -1]
+    np.testing.assert_array_equal(refined(DB, queries, shortlist, 3), found)  # one batch
+
+
 def test_flat_search_ranks_as_the_plain_exact_rank():
     """search=flat is today's search: the same ranks as `rank`, whatever the input form."""
     rows = CodeRows([DB[:100], DB[100:]], l2, 16, chunk=64)
@@ -79,6 +105,8 @@ def test_index_parameters_are_checked():
         IVFPQ(m=5).factory(16)
     with pytest.raises(ValueError, match="ef_search must be a positive integer"):
         HNSW(ef_search=0)
+    with pytest.raises(ValueError, match="refine must be a positive integer"):
+        IVFPQ(refine=0)
 
 
 def test_a_trained_index_needs_training_codes():
@@ -210,3 +238,11 @@ def test_an_ivf_pq_build_leaves_its_search_table_to_the_first_search():
     np.testing.assert_array_equal(
         built.search(database[:20], 10)[1], plain.search(database[:20], 10)[1]
     )
+    # the lists, given their exact room before the adds, hold what faiss's own adds put there
+    lists = faiss.extract_index_ivf(plain).invlists
+    for list_no in range(8):
+        assert ivf.invlists.list_size(list_no) == lists.list_size(list_no) > 0
+        np.testing.assert_array_equal(
+            faiss.rev_swig_ptr(ivf.invlists.get_ids(list_no), ivf.invlists.list_size(list_no)),
+            faiss.rev_swig_ptr(lists.get_ids(list_no), lists.list_size(list_no)),
+        )

@@ -52,6 +52,8 @@ def make_index(
         if train is None or len(train) == 0:
             raise ValueError(f"a {kind.name} index needs codes to train on, got none")
         index.train(np.ascontiguousarray(train, dtype=np.float32))
+    if kind.trains:
+        reserve_lists(index, database)
     with progress_bar(f"index {kind.name}", len(database)) as advance:
         if kind.adds_at_once:
             index.add(np.ascontiguousarray(database, dtype=np.float32))
@@ -61,6 +63,27 @@ def make_index(
                 index.add(chunk)
                 advance(len(chunk))
     return index
+
+
+def reserve_lists(index: faiss.Index, database: np.ndarray | CodeRows) -> None:
+    """Give each inverted list of a trained IVF index the exact room for the codes it will
+    get, counted by assigning the database to its lists first.
+
+    faiss's lists grow by doubling their capacity as codes arrive, so a built IVF-PQ index held
+    up to twice its size in memory (132 MB for a 70 MB index at 1M codes); one more pass of the
+    coarse quantiser over the memory-mapped codes costs a few seconds per million."""
+    ivf = faiss.extract_index_ivf(index)
+    counts = np.zeros(ivf.nlist, dtype=np.int64)
+    for chunk in row_chunks(database):
+        if isinstance(index, faiss.IndexPreTransform):  # OPQ: lists hold rotated codes
+            for i in range(index.chain.size()):
+                chunk = index.chain.at(i).apply_py(chunk)
+        _, lists = ivf.quantizer.search(chunk, 1)
+        counts += np.bincount(lists.ravel(), minlength=ivf.nlist)
+    invlists = faiss.downcast_InvertedLists(ivf.invlists)
+    for list_no in np.flatnonzero(counts):  # a vector shrunk back to 0 keeps its capacity
+        invlists.resize(int(list_no), int(counts[list_no]))
+        invlists.resize(int(list_no), 0)
 
 
 def index_bytes(index: faiss.Index) -> int:

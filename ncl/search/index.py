@@ -4,15 +4,16 @@
 memory at a million images and beyond:
 - `IVFFlat(nlist, nprobe)`: k-means cuts the space into `nlist` lists; a query scans the codes
   of its `nprobe` nearest lists (nprobe = nlist: every list, exact).
-- `IVFPQ(nlist, m, nbits, nprobe, opq)`: the same lists holding product-quantised codes of `m`
-  sub-vectors of `nbits` bits each (m bytes per code at 8 bits, against 4 x dim for float32);
-  `opq` rotates the codes first (OPQ) so the sub-vectors quantise better.
+- `IVFPQ(nlist, m, nbits, nprobe, opq, refine)`: the same lists holding product-quantised codes
+  of `m` sub-vectors of `nbits` bits each (m bytes per code at 8 bits, against 4 x dim for
+  float32); `opq` rotates the codes first (OPQ) so the sub-vectors quantise better; `refine`
+  re-ranks a shortlist by exact distances read from the code set on disk.
 - `HNSW(m, ef_construction, ef_search)`: a navigable small-world graph of `m` links per code,
   searched `ef_search` wide; nothing to train.
 
 A trained index (IVF) learns on `train_on`, the benchmark's separate fit set (the one PCA is
 fitted on), never on the database unless `train_on=database` says so (the results then record
-it). Search-time settings (`nprobe`, `ef_search`) are not part of what is built: a sweep over
+it). Search-time settings (`nprobe`, `ef_search`, `refine`) are not part of what is built: a sweep over
 them builds the index once.
 """
 
@@ -160,11 +161,15 @@ class IVFFlat(IndexKind):
 @dataclass(frozen=True)
 class IVFPQ(IVFFlat):
     """IVF lists of product-quantised codes: `m` sub-vectors of `nbits` bits (`m` must divide
-    the codes' dim); `opq` learns a rotation first (OPQ)."""
+    the codes' dim); `opq` learns a rotation first (OPQ). `refine` (search time): the index's
+    top `refine` x depth rows are re-ranked by their exact distances, the codes read from the
+    memory-mapped code set (`ncl.search.refine`; faiss's IndexRefine k_factor); None keeps the
+    product-quantised order."""
 
     m: int = 32
     nbits: int = 8
     opq: bool = False
+    refine: int | None = None
     name = "ivf_pq"
 
     def __post_init__(self) -> None:
@@ -173,6 +178,11 @@ class IVFPQ(IVFFlat):
         check_positive("nbits", self.nbits)
         if not isinstance(self.opq, bool):
             raise ValueError(f"search.index.opq must be true or false, got {self.opq!r}")
+        if self.refine is not None:
+            check_positive("refine", self.refine)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "refine": self.refine}
 
     def factory(self, dim: int) -> str:
         if dim % self.m:

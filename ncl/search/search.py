@@ -27,6 +27,7 @@ from ncl.search.flat import (
     wants_gpu,
 )
 from ncl.search.index import HNSW, Flat, IndexKind, IVFFlat
+from ncl.search.refine import refined
 from ncl.search.rows import CodeRows
 
 # how deep an approximate index ranks when neither search.depth nor the protocol says (a
@@ -129,6 +130,11 @@ class Search:
             index = on_gpus(index)
         self.index.tune(index)
         started = time.perf_counter()
-        ranks = search_batches(index, queries, k)
+        factor = getattr(self.index, "refine", None)
+        if factor is None:
+            ranks = search_batches(index, queries, k)
+        else:
+            shortlist = search_batches(index, queries, min(k * factor, len(database)))
+            ranks = refined(database, queries, shortlist, k)
         info["search_seconds"] = time.perf_counter() - started
         return Ranking(ranks=ranks, depth=k, device="gpu" if on_gpu else "cpu"), info
