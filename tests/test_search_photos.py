@@ -67,6 +67,14 @@ def test_json_output_and_pca_fitted_on_the_folder(cfg_search, photos, capsys):
     assert printed["queries"][0]["results"][0]["path"] == str(query)
 
 
+def test_the_searched_folder_as_its_own_query_is_not_coded_again(cfg_search, photos, tmp_path):
+    cfg = cfg_search([*MODEL, f"images.root={photos}/", f"query={photos}", "gallery=false"])
+    found = run_search(cfg)
+    assert [r.hits[0].name for r in found.results] == [f"p{i}" for i in range(8)]
+    code_sets = [p.name for p in (tmp_path / "data" / "codes").glob("mobilenet_v2*/*")]
+    assert len(code_sets) == 1 and not code_sets[0].startswith("query-")
+
+
 def test_a_trained_index_learns_on_the_searched_folder(cfg_search, photos):
     index = ["search=ivf_flat", "search.index.nlist=2", "search.index.nprobe=2", "gallery=false"]
     cfg = cfg_search([*MODEL, f"images.root={photos}", f"query={photos / 'p5.jpg'}", *index])

@@ -63,7 +63,8 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
     if not root.is_dir():
         raise SearchInputError(f"{root}: images.root must be a folder of photos")
     stream = str(cfg.query) == STDIN
-    queries = None if stream else query_images(str(cfg.query))  # bad input before any coding
+    # bad input before any coding
+    queries = None if stream else query_images(str(cfg.query), root, database)
     cfg = OmegaConf.merge(cfg, {"taps": as_list(cfg.taps)[:1]})
     compression: Compression = build(cfg.compression)
     search: Search = build(cfg.search)
@@ -71,7 +72,7 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
     source = code_source(cfg)
     index = PhotoIndex(database, source, compression, search, rerank)
     if queries is None:
-        found, failed = answer_stream(index, cfg.k, cfg.output, sys.stdin)
+        found, failed = answer_stream(index, root, cfg.k, cfg.output, sys.stdin)
     else:
         found, failed = index.search(queries, k=cfg.k), 0
         if found.unreadable:
@@ -93,13 +94,18 @@ def run_search(cfg: DictConfig) -> PhotoSearch:
     return found
 
 
-def query_images(query: str) -> ImageSet:
-    """The image set of a query given as an image file or a folder of them."""
+def query_images(query: str, root: Path, database: ImageSet) -> ImageSet:
+    """The image set of a query given as an image file or a folder of them; the searched folder
+    itself (`root`) is the database's set, whose codes are already made."""
     path = Path(query).expanduser()
+    if path.resolve() == root.resolve():
+        return database
     return image_set_at(path, set_name(path, "query-"))
 
 
-def answer_stream(index: PhotoIndex, k: int, output: str, lines: TextIO) -> tuple[PhotoSearch, int]:
+def answer_stream(
+    index: PhotoIndex, root: Path, k: int, output: str, lines: TextIO
+) -> tuple[PhotoSearch, int]:
     """Answer each line of `lines` (an image file or a folder of them) as it comes, with the
     folder prepared once: the answer printed at once (text, or one JSON object per line); a bad
     line gets its one error line on stderr and the stream goes on. Returns what was answered,
@@ -116,7 +122,7 @@ def answer_stream(index: PhotoIndex, k: int, output: str, lines: TextIO) -> tupl
         if not line.strip():
             continue
         try:
-            found = index.search(query_images(line.strip()), k=k)
+            found = index.search(query_images(line.strip(), root, index.database), k=k)
         except INPUT_ERRORS as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             failed += 1
