@@ -9,6 +9,7 @@ repeats interleaved (engine after engine, R rounds, best of R), ratios against t
 (today's); the one-off costs (ONNX export, compilation) apart. --spinning: onnxruntime with its
 idle threads spinning (its default) and sleeping (ncl's), interleaved, best of R. Then, on Paris-278's JPEGs when
 --paris names them, end to end with full and reduced decode (`extraction.decode`).
+--transform: a loader worker's transform alone, ncl's against the plain torchvision chain.
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
 """
@@ -211,6 +212,42 @@ def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
         shutil.rmtree(root)
 
 
+def transform_table(images: ImageSet, rounds: int = 6) -> None:
+    """A loader worker's transform, ncl's against the plain torchvision chain (resize, convert,
+    normalise) on the same decoded images, one thread, best of `rounds`, interleaved."""
+    from torchvision.transforms import v2
+
+    from ncl.data.images import read_image_reduced
+    from ncl.data.transforms import extraction_transform
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    decoded = [read_image_reduced(f)[0] for f in images.files]
+    plain = v2.Compose(
+        [
+            v2.Resize((224, 224), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
+    chains = {"plain torchvision": plain, "ncl": extraction_transform(mean, std)}
+    best = dict.fromkeys(chains, float("inf"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    for _ in range(rounds):
+        for name, chain in chains.items():
+            start = time.perf_counter()
+            for image in decoded:
+                chain(image)
+            best[name] = min(best[name], (time.perf_counter() - start) / len(decoded))
+    torch.set_num_threads(threads)
+    same = all(torch.equal(plain(x), chains["ncl"](x)) for x in decoded)
+    print("\n| transform (decoded uint8 -> normalised 224 x 224) | ms an image | vs plain |")
+    print("|---|---|---|")
+    for name, seconds in best.items():
+        print(f"| {name} | {1e3 * seconds:.2f} | {best['plain torchvision'] / seconds:.2f}x |")
+    print(f"identical outputs: {same}")
+
+
 def peak_rss_child(images: ImageSet, workers: int, conn) -> None:
     net = create_backbone("efficientnet_lite0", pretrained=False).eval()
     ncl_extract(net, "efficientnet_lite0", images, "pool", workers)
@@ -255,6 +292,7 @@ def main() -> None:
         "--engine", action="append", choices=ENGINES, help="with --engines: only these (+ torch)"
     )
     parser.add_argument("--spinning", action="store_true")
+    parser.add_argument("--transform", action="store_true", help="the loader's transform alone")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
@@ -279,6 +317,8 @@ def main() -> None:
         engines_table(images, args.workers, args.repeats, tuple(args.engine or ENGINES))
     if args.spinning:
         spinning_table(images, args.workers, args.repeats)
+    if args.transform:
+        transform_table(images)
     if args.paris:
         decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:
