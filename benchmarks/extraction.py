@@ -10,6 +10,7 @@ repeats interleaved (engine after engine, R rounds, best of R), ratios against t
 idle threads spinning (its default) and sleeping (ncl's), interleaved, best of R. Then, on Paris-278's JPEGs when
 --paris names them, end to end with full and reduced decode (`extraction.decode`).
 --transform: a loader worker's transform alone, ncl's against the plain torchvision chain.
+--cpu: onnxruntime's forward alone and end to end in CPU time (main process, loader workers).
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
 """
@@ -212,6 +213,46 @@ def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
         shutil.rmtree(root)
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_table(images: ImageSet, workers: int) -> None:
+    """Where the CPU goes with onnxruntime: its forward alone against end to end (the main
+    process, and the loader workers, which have ended when `Extraction.run` returns), in CPU
+    milliseconds an image. With every core busy, end to end / forward alone can be no more
+    than the forward's CPU over end to end's (the last column)."""
+    print(
+        "\n| network | forward alone img/s | its CPU ms/img (cores) | end to end img/s "
+        "| main CPU ms/img | workers CPU ms/img | cores busy | end to end / forward "
+        "| forward CPU / end-to-end CPU |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        root = Path(tempfile.mkdtemp())
+        module = engine_forward(net, "onnxruntime", tap, root / "forward")
+        before, start = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
+        fwd = forward_rate(module, len(images))
+        alone = (cpu_seconds(resource.RUSAGE_SELF) - before) / (time.perf_counter() - start)
+        ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")  # the export
+        main, kids = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        e2e = ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")
+        wall = time.perf_counter() - start
+        main = (cpu_seconds(resource.RUSAGE_SELF) - main) / len(images)
+        kids = (cpu_seconds(resource.RUSAGE_CHILDREN) - kids) / len(images)
+        per_image = alone / fwd
+        print(
+            f"| {name} | {fwd:.1f} | {1e3 * per_image:.2f} ({alone:.2f}) | {e2e:.1f} | "
+            f"{1e3 * main:.2f} | {1e3 * kids:.2f} | {(main + kids) * len(images) / wall:.2f} | "
+            f"{e2e / fwd:.2f} | {per_image / (main + kids):.2f} |",
+            flush=True,
+        )
+        shutil.rmtree(root)
+
+
 def transform_table(images: ImageSet, rounds: int = 6) -> None:
     """A loader worker's transform, ncl's against the plain torchvision chain (resize, convert,
     normalise) on the same decoded images, one thread, best of `rounds`, interleaved."""
@@ -293,6 +334,7 @@ def main() -> None:
     )
     parser.add_argument("--spinning", action="store_true")
     parser.add_argument("--transform", action="store_true", help="the loader's transform alone")
+    parser.add_argument("--cpu", action="store_true", help="CPU time of onnxruntime end to end")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
@@ -319,6 +361,8 @@ def main() -> None:
         spinning_table(images, args.workers, args.repeats)
     if args.transform:
         transform_table(images)
+    if args.cpu:
+        cpu_table(images, args.workers)
     if args.paris:
         decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:
