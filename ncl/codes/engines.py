@@ -240,9 +240,13 @@ def onnx_codes(
     for size in sizes:
         inputs = {**identity, "weights": weights, "size": size, "torch": torch.__version__}
         artifact = Artifact(cache_dir / f"{size}", inputs)
-        if not artifact.is_current():
+
+        def export(tmp: Path, size: int = size) -> dict[str, Any]:
+            # said by the one process that exports (the others of a DDP run wait for it)
             log.info("exporting %s to ONNX for %d px images (once)", identity.get("model"), size)
-        path = artifact.get(lambda tmp, s=size: export_onnx(module, s, tmp), "ONNX export")
+            return export_onnx(module, size, tmp)
+
+        path = artifact.get(export, "ONNX export")
         sessions[size] = onnx_session(path / ONNX_FILE, cores())
     return OnnxCodes(sessions)
 
