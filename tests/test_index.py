@@ -93,7 +93,7 @@ def test_flat_search_ranks_as_the_plain_exact_rank():
     rows = CodeRows([DB[:100], DB[100:]], l2, 16, chunk=64)
     found = Search().rank(rows, OWNER, QUERIES, None)
     np.testing.assert_array_equal(found.ranks, rank(DB, QUERIES).ranks)
-    assert found.index == {"name": "flat", "bytes": DB.nbytes}
+    assert found.index == {"name": "flat", "label": "flat", "bytes": DB.nbytes}
 
 
 def test_index_parameters_are_checked():

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ncl.report.paired import compression_label, paired_table
+from ncl.report.table import search_name
+from ncl.search.index import IVFPQ
+from ncl.search.search import Search
 
 
 def row(tap, method, dim, aps, rerank=None, compressor=None):
@@ -52,6 +55,26 @@ def test_each_group_is_paired_with_its_reference_and_clear_wins_are_bold():
     # the reference leads its group
     body = text.splitlines()[2:]
     assert "| pool |" in body[0] and "reference" in body[0]
+
+
+def test_rows_of_a_sweep_over_an_index_setting_stay_apart():
+    """Jobs that differ only in a search-time setting (here refine) are rows of their own."""
+    reference = [0.2, 0.4, 0.6, 0.8]
+    rows = [row("pool", "pca", 128, reference)]
+    for refine, aps in [(None, [0.1, 0.3, 0.5, 0.7]), (2, [0.2, 0.4, 0.6, 0.7])]:
+        approximate = row("pool", "pca", 128, aps)
+        kind = IVFPQ(nlist=16, m=64, nprobe=16, refine=refine)
+        approximate["index"] = Search(index=kind).record()
+        rows.append(approximate)
+    cells = lines_of(paired_table([run(rows)]))
+    assert cells[("128", "pool", "pca", "@ivf_pq nlist=16 m=64 nbits=8 nprobe=16")] == (
+        "**-0.1000 ± 0.0000**"
+    )
+    assert cells[("128", "pool", "pca", "@ivf_pq nlist=16 m=64 nbits=8 nprobe=16 refine=2")] == (
+        "-0.0250 ± 0.0250"
+    )
+    # results written before indexes had labels still name their index
+    assert search_name({"index": {"name": "hnsw", "ef_search": 64}}) == "@hnsw"
 
 
 def test_a_group_without_the_reference_says_so_and_whitening_is_named():

@@ -30,13 +30,15 @@ def rerank_name(row: Mapping[str, Any]) -> str:
 
 
 def search_name(row: Mapping[str, Any]) -> str:
-    """What ran after compression: the re-ranker, and the index where it is not the exact flat
-    one ("none", "dba", "ivf_pq", "dba @ivf_pq"), so rows of a sweep over indexes stay apart."""
+    """What ran after compression: the re-ranker, and the index with its settings where it is
+    not the exact flat one ("none", "dba", "@ivf_pq nlist=16 m=64 nbits=8 nprobe=16",
+    "dba @hnsw m=32 ..."), so rows of a sweep over indexes or their settings stay apart."""
     rerank = rerank_name(row)
-    index = str((row.get("index") or {}).get("name", "flat"))
-    if index == "flat":
+    index = row.get("index") or {}
+    if index.get("name", "flat") == "flat":
         return rerank
-    return f"@{index}" if rerank == "none" else f"{rerank} @{index}"
+    found = str(index.get("label") or index["name"])  # results before labels: the name
+    return f"@{found}" if rerank == "none" else f"{rerank} @{found}"
 
 
 def with_rerank(label: str, rerank: str) -> str:

@@ -64,6 +64,15 @@ class IndexKind:
     def params(self) -> dict[str, Any]:
         return {**self.build_params(), **self.search_params()}
 
+    def label(self) -> str:
+        """The kind and the settings it was given, for result tables, e.g. "ivf_pq nlist=16
+        m=64 nbits=8 nprobe=16 refine=2" (unset and false options left out): the rows of a
+        sweep over any setting stay apart."""
+        settings = [
+            f"{k}={v}" for k, v in self.params().items() if v is not None and v is not False
+        ]
+        return " ".join([self.name, *settings])
+
     def prepare(self, index: faiss.Index) -> None:
         """Settings of a new index that take effect while codes are added."""
 

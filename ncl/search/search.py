@@ -67,7 +67,11 @@ class Search:
 
     def record(self) -> dict[str, Any]:
         """The index for the results: name, parameters and what it is trained on."""
-        found: dict[str, Any] = {"name": self.index.name, **self.index.params()}
+        found: dict[str, Any] = {
+            "name": self.index.name,
+            "label": self.index.label(),
+            **self.index.params(),
+        }
         if isinstance(self.index, IVFFlat):
             found["train_on"] = (
                 "database (the benchmark itself)"
