@@ -212,11 +212,10 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
         kind.tune(index)
         search_batches(index, queries[:10], k)  # warm-up
         t = time.perf_counter()
-        factor = getattr(kind, "refine", None)
-        if factor is None:
+        if kind.refine is None:
             ranks = search_batches(index, queries, k)
         else:  # as `Search` does: the shortlist re-ranked exactly, codes read from the map
-            ranks = refined(rows, queries, search_batches(index, queries, k * factor), k)
+            ranks = refined(rows, queries, search_batches(index, queries, k * kind.refine), k)
         searches.append((len(queries) / (time.perf_counter() - t), ranks))
     conn.send((built, searches))
 

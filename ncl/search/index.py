@@ -20,7 +20,7 @@ them builds the index once.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import faiss
 
@@ -42,6 +42,9 @@ class IndexKind:
 
     name = "flat"
     exact = True
+    # re-rank the index's top refine x depth by exact distances (`ncl.search.refine`); None:
+    # the index's own order. Only IVF-PQ, whose distances are approximate, has it as a setting
+    refine: ClassVar[int | None] = None
     # whether the codes must go into the index in one call rather than a chunk at a time
     adds_at_once = False
 

@@ -134,11 +134,10 @@ class Search:
             index = on_gpus(index)
         self.index.tune(index)
         started = time.perf_counter()
-        factor = getattr(self.index, "refine", None)
-        if factor is None:
+        if self.index.refine is None:
             ranks = search_batches(index, queries, k)
         else:
-            shortlist = search_batches(index, queries, min(k * factor, len(database)))
+            shortlist = search_batches(index, queries, min(k * self.index.refine, len(database)))
             ranks = refined(database, queries, shortlist, k)
         info["search_seconds"] = time.perf_counter() - started
         return Ranking(ranks=ranks, depth=k, device="gpu" if on_gpu else "cpu"), info
