@@ -83,6 +83,21 @@ def test_a_trained_index_learns_on_the_searched_folder(cfg_search, photos):
     assert found.index["name"] == "ivf_flat" and found.index["train_on"].startswith("database")
 
 
+def test_a_refined_product_quantiser_ranks_the_query_copy_first_at_distance_zero(
+    cfg_search, photos
+):
+    """IVF-PQ's approximate order re-ranked by the exact distances of the folder's codes, read
+    from its code set on disk: the query's own copy first, at its true distance."""
+    pq = ["search=ivf_pq", "search.index.nlist=2", "search.index.nprobe=2", "search.index.m=8"]
+    options = [*pq, "search.index.nbits=2", "search.index.refine=4", "k=3", "gallery=false"]
+    cfg = cfg_search([*MODEL, f"images.root={photos}", f"query={photos / 'p2.jpg'}", *options])
+    found = run_search(cfg)
+    hits = found.results[0].hits
+    assert hits[0].name == "p2" and hits[0].distance < 1e-6
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+    assert found.index["refine"] == 4
+
+
 def test_a_session_answers_each_line_of_stdin_with_the_folder_prepared_once(
     cfg_search, photos, tmp_path, capsys, monkeypatch
 ):
