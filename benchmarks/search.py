@@ -185,9 +185,9 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
 
     from ncl.codes.store import read_codes
     from ncl.compress.base import l2_normalize
-    from ncl.search.build import index_bytes, make_index
+    from ncl.search.build import DatabaseKey, index_bytes, make_index
     from ncl.search.flat import search_batches
-    from ncl.search.refine import refined
+    from ncl.search.refine import compressed_codes, refined
     from ncl.search.rows import CodeRows
 
     codes = read_codes(codes_dir).codes  # float16, memory-mapped
@@ -208,6 +208,12 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
         "after": anon_mb() - base,
     }
     searches = []
+    # what a refining index re-ranks by, as `Search` does: the compressed database written once
+    exact = (
+        compressed_codes(rows, DatabaseKey(Path(codes_dir), {"codes": codes_dir}))
+        if any(kind.refine is not None for kind in kinds)
+        else rows
+    )
     for kind in kinds:
         kind.tune(index)
         search_batches(index, queries[:10], k)  # warm-up
@@ -215,7 +221,7 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, conn) -> None:
         if kind.refine is None:
             ranks = search_batches(index, queries, k)
         else:  # as `Search` does: the shortlist re-ranked exactly, codes read from the map
-            ranks = refined(rows, queries, search_batches(index, queries, k * kind.refine), k)
+            ranks = refined(exact, queries, search_batches(index, queries, k * kind.refine), k)
         searches.append((len(queries) / (time.perf_counter() - t), ranks))
     conn.send((built, searches))
 

@@ -77,6 +77,25 @@ def test_refining_a_coarse_product_quantiser_over_every_code_ranks_exactly():
     assert found.index["refine"] == len(DB) // 20 and found.ranks.shape == (len(QUERIES), 20)
 
 
+def test_refining_reads_a_compressed_copy_made_once_beside_the_codes(tmp_path, monkeypatch):
+    """With a cache key the shortlists are read from the compressed database written once
+    (`compressed-<digest>/codes.npy`), not compressed again query after query; same ranks."""
+    rows = CodeRows([DB[:100].astype(np.float16), DB[100:].astype(np.float16)], l2, 16, chunk=64)
+    kind = IVFPQ(nlist=4, nprobe=4, m=2, nbits=4, refine=3)
+    plain = Search(index=kind).rank(rows, OWNER, QUERIES, 20, train=TRAIN).ranks
+    key = DatabaseKey(tmp_path, {"codes": ["set", "key-1", "1:1"]})
+    takes = []
+    monkeypatch.setattr(CodeRows, "take", lambda self, r: takes.append(len(r)) or l2(DB[r]))
+    cached = Search(index=kind).rank(rows, OWNER, QUERIES, 20, key=key, train=TRAIN)
+    np.testing.assert_array_equal(cached.ranks, plain)
+    assert takes == []  # every shortlisted code came from the compressed copy
+    [copy] = tmp_path.glob("compressed-*/codes.npy")
+    np.testing.assert_allclose(np.load(copy), np.asarray(rows))
+    made = copy.stat().st_mtime_ns
+    Search(index=kind).rank(rows, OWNER, QUERIES, 20, key=key, train=TRAIN)
+    assert copy.stat().st_mtime_ns == made and len(list(tmp_path.glob("compressed-*"))) == 1
+
+
 def test_refined_keeps_the_nearest_of_each_shortlist_and_pads_the_short_ones():
     shortlist = np.array([[5, 1, 9, -1], [-1, -1, -1, -1], [7, 3, -1, -1]])
     queries = DB[[9, 0, 3]]  # each query is a database code: its own row comes first if listed

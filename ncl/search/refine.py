@@ -6,16 +6,52 @@ below a distractor. faiss's `IndexRefineFlat` re-ranks with a second, flat index
 code as float32, which is the memory a compressed index exists to save; here only the
 shortlisted rows are read, from the memory-mapped code set (`CodeRows.take`), so a search holds
 the compressed index plus one batch of shortlisted codes.
+
+The rows read are compressed codes: an evaluation's database is its stored codes with the
+compressor applied as they are read (`CodeRows`), and applying it to every shortlisted row of
+every query costs more than the distances. `compressed_codes` writes the compressed database once,
+a chunk at a time, beside the code set (an artifact of `ncl.cache`, like the built index), and
+the shortlists are read from that memory map.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from ncl.cache import Artifact, digest
+from ncl.search.build import DatabaseKey
 from ncl.search.rows import CodeRows
+
+CODES_FILE = "codes.npy"
 
 # shortlisted code values held at once (64 MiB as float32), whatever the dimension
 BATCH_VALUES = 1 << 24
+
+
+def compressed_codes(database: CodeRows, key: DatabaseKey) -> np.ndarray:
+    """The compressed database as one memory-mapped float32 array, made once a chunk at a time
+    and kept beside the code set as `compressed-<digest>/codes.npy` (remade when the codes or
+    the compressor change)."""
+    inputs = {**key.inputs, "shape": list(database.shape)}
+    artifact = Artifact(key.directory / f"compressed-{digest(inputs)}", inputs)
+
+    def make(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp / CODES_FILE, "w+", np.float32, database.shape)
+        start = 0
+        for chunk in database.chunks():
+            out[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        out.flush()
+
+    def read(path: Path) -> np.ndarray:
+        codes = np.load(path / CODES_FILE, mmap_mode="r", allow_pickle=False)
+        if codes.shape != database.shape:
+            raise ValueError(f"{path / CODES_FILE}: shape {codes.shape}, not {database.shape}")
+        return codes
+
+    return artifact.load(make, read, "compressed codes")
 
 
 def gather(database: np.ndarray | CodeRows, rows: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from ncl.search.flat import (
     wants_gpu,
 )
 from ncl.search.index import HNSW, Flat, IndexKind, IVFFlat
-from ncl.search.refine import refined
+from ncl.search.refine import compressed_codes, refined
 from ncl.search.rows import CodeRows
 
 # how deep an approximate index ranks when neither search.depth nor the protocol says (a
@@ -133,11 +133,14 @@ class Search:
         if on_gpu:
             index = on_gpus(index)
         self.index.tune(index)
+        exact = database  # what a refining index re-ranks its shortlist by
+        if self.index.refine is not None and key is not None and isinstance(database, CodeRows):
+            exact = compressed_codes(database, key)
         started = time.perf_counter()
         if self.index.refine is None:
             ranks = search_batches(index, queries, k)
         else:
             shortlist = search_batches(index, queries, min(k * self.index.refine, len(database)))
-            ranks = refined(database, queries, shortlist, k)
+            ranks = refined(exact, queries, shortlist, k)
         info["search_seconds"] = time.perf_counter() - started
         return Ranking(ranks=ranks, depth=k, device="gpu" if on_gpu else "cpu"), info
