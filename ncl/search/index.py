@@ -13,8 +13,8 @@ memory at a million images and beyond:
 
 A trained index (IVF) learns on `train_on`, the benchmark's separate fit set (the one PCA is
 fitted on), never on the database unless `train_on=database` says so (the results then record
-it). Search-time settings (`nprobe`, `ef_search`, `refine`) are not part of what is built: a sweep over
-them builds the index once.
+it). Search-time settings (`nprobe`, `ef_search`, `refine`) are not part of what is built: a
+sweep over them builds the index once.
 """
 
 from __future__ import annotations

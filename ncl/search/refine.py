@@ -4,8 +4,8 @@ A product-quantised code ranks its neighbours by approximate distances: the true
 almost always in its top few hundred, but not in their exact order, and a positive can drop
 below a distractor. faiss's `IndexRefineFlat` re-ranks with a second, flat index holding every
 code as float32, which is the memory a compressed index exists to save; here only the
-shortlisted rows are read, from the memory-mapped code set (`CodeRows.take`), so a search holds
-the compressed index plus one batch of shortlisted codes.
+shortlisted rows are read, from codes on disk, so a search holds the compressed index plus one
+batch of shortlisted codes.
 
 The rows read are compressed codes: an evaluation's database is its stored codes with the
 compressor applied as they are read (`CodeRows`), and applying it to every shortlisted row of
