@@ -3,7 +3,7 @@ and the compressed index kinds of `search=` against flat at scale.
 
 python -m benchmarks.search [--quick]
 OMP_NUM_THREADS=2 python -m benchmarks.search --indexes [--kinds ivf_flat,ivf_pq,hnsw] [--n 1000000]
-    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--opq 32] [--hnsw-m 32]
+    [--nlist 4096] [--nprobe 16,64] [--pq-m 32,64] [--pq-nbits 4,8] [--opq 32] [--hnsw-m 32]
     [--ef-construction 40] [--ef-search 128,256]
 
 `--indexes`: N x 256 clustered unit codes (a mixture of 64 anisotropic Gaussians, not real codes)
@@ -103,6 +103,9 @@ def main() -> None:
         "--nprobe", type=ints, default=[16, 64], help="IVF lists scanned, e.g. 16,64"
     )
     parser.add_argument("--pq-m", type=ints, default=[32, 64], help="PQ sub-vectors, e.g. 32,64")
+    parser.add_argument(
+        "--pq-nbits", type=ints, default=[8], help="PQ bits a sub-vector; 4 is fast scan, e.g. 4,8"
+    )
     parser.add_argument(
         "--refine",
         type=ints,
@@ -252,13 +255,21 @@ def index_builds(args: argparse.Namespace) -> list[list]:
         builds.append([IVFFlat(nlist=args.nlist, nprobe=p) for p in nprobes[:1]])
     if "ivf_pq" in args.kinds:
         for m in args.pq_m:
-            builds.append(
-                [
-                    IVFPQ(nlist=args.nlist, nprobe=p, m=m, refine=r)
-                    for p in nprobes
-                    for r in [None, *args.refine]
-                ]
-            )
+            for nbits in args.pq_nbits:
+                builds.append(
+                    [
+                        IVFPQ(
+                            nlist=args.nlist,
+                            nprobe=p,
+                            m=m,
+                            nbits=nbits,
+                            fast_scan=nbits == 4,
+                            refine=r,
+                        )
+                        for p in nprobes
+                        for r in [None, *args.refine]
+                    ]
+                )
         if args.opq:
             opq = [IVFPQ(nlist=args.nlist, nprobe=p, m=args.opq, opq=True) for p in nprobes]
             builds.append(opq)

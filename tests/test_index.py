@@ -63,6 +63,45 @@ def test_ivf_pq_probing_every_list_keeps_the_exact_top_ten_in_its_top_hundred():
     assert found.index["opq"] is True
 
 
+def test_fast_scan_codes_are_cached_memory_mapped_and_keep_the_exact_top_ten(tmp_path):
+    """4-bit codes in faiss's fast-scan layout: built once beside the codes, read back from the
+    memory map, every list probed keeps the exact top 10 in the top 100, at m/2 bytes a code."""
+    db = unit(3000, 16, 3)
+    owner = np.arange(len(db))
+    exact = Search().rank(db, owner, QUERIES, 10).ranks
+    kind = IVFPQ(nlist=4, nprobe=4, m=16, nbits=4, fast_scan=True)
+    assert kind.factory(16) == "IVF4,PQ16x4fsr" and not kind.gpu
+    key = DatabaseKey(tmp_path, {"codes": ["set", "key-1", "1:1"]})
+    built = Search(index=kind).rank(db, owner, QUERIES, 100, key=key, train=TRAIN)
+    loaded = Search(index=kind).rank(db, owner, QUERIES, 100, key=key, train=TRAIN)
+    assert not built.index["reused"] and loaded.index["reused"]
+    np.testing.assert_array_equal(loaded.ranks, built.ranks)
+    recall = np.mean([len(set(e) & set(f)) / 10 for e, f in zip(exact, built.ranks, strict=True)])
+    assert recall >= 0.95
+    assert built.index["fast_scan"] is True and "fast_scan=True" in built.index["label"]
+    assert built.index["bytes"] < db.nbytes / 3  # 8 bytes a code and its 8-byte id, against 64
+    [path] = tmp_path.glob("index-ivf_pq-*/index.faiss")
+    assert type(faiss.read_index(str(path))).__name__ == "IndexIVFPQFastScan"
+
+
+def test_an_index_faiss_has_no_gpu_kind_of_searches_on_the_cpu(monkeypatch):
+    """With a GPU asked for, HNSW and fast-scan codes stay on the CPU rather than fail in
+    faiss's GPU cloner; the other kinds go to the GPU."""
+    import ncl.search.search as search
+
+    sent = []
+    monkeypatch.setattr(search, "wants_gpu", lambda use_gpu: True)
+    monkeypatch.setattr(search, "on_gpus", lambda index: sent.append(index) or index)
+    fast = IVFPQ(nlist=4, nprobe=4, m=8, nbits=4, fast_scan=True)
+    for kind in (fast, HNSW(m=8)):
+        found = Search(index=kind, gpu=True).rank(DB, OWNER, QUERIES, 10, train=TRAIN)
+        assert found.device == "cpu" and sent == []
+    found = Search(index=IVFPQ(nlist=4, nprobe=4, m=8), gpu=True).rank(
+        DB, OWNER, QUERIES, 10, train=TRAIN
+    )
+    assert found.device == "gpu" and len(sent) == 1
+
+
 def test_refining_a_coarse_product_quantiser_over_every_code_ranks_exactly():
     """A 2-byte PQ misorders its neighbours; re-ranking a shortlist as long as the database by
     the exact distances of the codes (read from `CodeRows`, float16 parts) restores the order."""
@@ -126,6 +165,10 @@ def test_index_parameters_are_checked():
         HNSW(ef_search=0)
     with pytest.raises(ValueError, match="refine must be a positive integer"):
         IVFPQ(refine=0)
+    with pytest.raises(ValueError, match=r"fast_scan needs search\.index\.nbits=4"):
+        IVFPQ(nbits=8, fast_scan=True)
+    with pytest.raises(ValueError, match="fast_scan must be true or false"):
+        IVFPQ(nbits=4, fast_scan="yes")
 
 
 def test_a_trained_index_needs_training_codes():

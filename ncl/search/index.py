@@ -4,10 +4,11 @@
 memory at a million images and beyond:
 - `IVFFlat(nlist, nprobe)`: k-means cuts the space into `nlist` lists; a query scans the codes
   of its `nprobe` nearest lists (nprobe = nlist: every list, exact).
-- `IVFPQ(nlist, m, nbits, nprobe, opq, refine)`: the same lists holding product-quantised codes
-  of `m` sub-vectors of `nbits` bits each (m bytes per code at 8 bits, against 4 x dim for
-  float32); `opq` rotates the codes first (OPQ) so the sub-vectors quantise better; `refine`
-  re-ranks a shortlist by exact distances read from the code set on disk.
+- `IVFPQ(nlist, m, nbits, nprobe, opq, fast_scan, refine)`: the same lists holding
+  product-quantised codes of `m` sub-vectors of `nbits` bits each (m bytes per code at 8 bits,
+  against 4 x dim for float32); `opq` rotates the codes first (OPQ) so the sub-vectors quantise
+  better; `fast_scan` (4 bits) lays the codes out for faiss's SIMD scan; `refine` re-ranks a
+  shortlist by exact distances read from the code set on disk.
 - `HNSW(m, ef_construction, ef_search)`: a navigable small-world graph of `m` links per code,
   searched `ef_search` wide; nothing to train.
 
@@ -47,6 +48,11 @@ class IndexKind:
     refine: ClassVar[int | None] = None
     # whether the codes must go into the index in one call rather than a chunk at a time
     adds_at_once = False
+
+    @property
+    def gpu(self) -> bool:
+        """Whether faiss's GPU indexes have this kind (HNSW and fast-scan codes are CPU only)."""
+        return True
 
     @property
     def trains(self) -> bool:
@@ -113,6 +119,10 @@ class HNSW(IndexKind):
     # graph holds every code as float32 anyway, so the set goes in whole
     adds_at_once = True
 
+    @property
+    def gpu(self) -> bool:
+        return False
+
     def __post_init__(self) -> None:
         for f in fields(self):
             check_positive(f.name, getattr(self, f.name))
@@ -175,14 +185,19 @@ class IVFFlat(IndexKind):
 @dataclass(frozen=True)
 class IVFPQ(IVFFlat):
     """IVF lists of product-quantised codes: `m` sub-vectors of `nbits` bits (`m` must divide
-    the codes' dim); `opq` learns a rotation first (OPQ). `refine` (search time): the index's
-    top `refine` x depth rows are re-ranked by their exact distances, the codes read from the
-    memory-mapped code set (`ncl.search.refine`; faiss's IndexRefine k_factor); None keeps the
-    product-quantised order."""
+    the codes' dim); `opq` learns a rotation first (OPQ). `fast_scan` (nbits 4 only): the
+    codes packed in blocks of 32 for faiss's SIMD scan (`PQ{m}x4fsr`, residuals as with 8 bits),
+    which looks up 16-entry tables in registers instead of 256-entry ones in memory: at 1M codes
+    m=128 (the same 64 bytes a code as m=64 at 8 bits) scanned twice the lists in less time
+    (docs/benchmarks.md); CPU only. `refine` (search time): the index's top `refine` x depth rows
+    are re-ranked by their exact distances, the codes read from the memory-mapped code set
+    (`ncl.search.refine`; faiss's IndexRefine k_factor); None keeps the product-quantised
+    order."""
 
     m: int = 32
     nbits: int = 8
     opq: bool = False
+    fast_scan: bool = False
     refine: int | None = None
     name = "ivf_pq"
 
@@ -190,8 +205,16 @@ class IVFPQ(IVFFlat):
         super().__post_init__()
         check_positive("m", self.m)
         check_positive("nbits", self.nbits)
-        if not isinstance(self.opq, bool):
-            raise ValueError(f"search.index.opq must be true or false, got {self.opq!r}")
+        for option in ("opq", "fast_scan"):
+            if not isinstance(getattr(self, option), bool):
+                raise ValueError(
+                    f"search.index.{option} must be true or false, got {getattr(self, option)!r}"
+                )
+        if self.fast_scan and self.nbits != 4:
+            raise ValueError(
+                f"search.index.fast_scan needs search.index.nbits=4 (faiss's fast scan is 4-bit), "
+                f"got nbits={self.nbits}"
+            )
         if self.refine is not None:
             check_positive("refine", self.refine)
 
@@ -205,10 +228,21 @@ class IVFPQ(IVFFlat):
                 "choose m among its divisors"
             )
         rotation = f"OPQ{self.m}," if self.opq else ""
-        return f"{rotation}IVF{self.nlist},PQ{self.m}x{self.nbits}"
+        layout = "fsr" if self.fast_scan else ""
+        return f"{rotation}IVF{self.nlist},PQ{self.m}x{self.nbits}{layout}"
+
+    @property
+    def gpu(self) -> bool:
+        return not self.fast_scan
 
     def build_params(self) -> dict[str, Any]:
-        return {"nlist": self.nlist, "m": self.m, "nbits": self.nbits, "opq": self.opq}
+        return {
+            "nlist": self.nlist,
+            "m": self.m,
+            "nbits": self.nbits,
+            "opq": self.opq,
+            "fast_scan": self.fast_scan,
+        }
 
     # faiss precomputes a table of nlist x m x 2^nbits floats that speeds up the search (64 MB at
     # nlist 1024, m 64) when it trains; it is a search structure (`faiss.read_index` makes it

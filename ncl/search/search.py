@@ -26,7 +26,7 @@ from ncl.search.flat import (
     search_batches,
     wants_gpu,
 )
-from ncl.search.index import HNSW, Flat, IndexKind, IVFFlat
+from ncl.search.index import Flat, IndexKind, IVFFlat
 from ncl.search.refine import compressed_codes, refined
 from ncl.search.rows import CodeRows
 
@@ -129,7 +129,7 @@ class Search:
             )
         k = min(APPROXIMATE_DEPTH if k is None else k, len(database))
         index, info = built_index(self.index, database, train, key, train_identity)
-        on_gpu = wants_gpu(self.gpu) and k <= GPU_MAX_K and not isinstance(self.index, HNSW)
+        on_gpu = wants_gpu(self.gpu) and k <= GPU_MAX_K and self.index.gpu
         if on_gpu:
             index = on_gpus(index)
         self.index.tune(index)
