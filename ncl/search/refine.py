@@ -6,8 +6,8 @@ below a distractor. faiss's `IndexRefineFlat` re-ranks with a second, flat index
 code as float32, which is the memory a compressed index exists to save; here only the
 shortlisted rows are read, from codes on disk, so a search holds the compressed index plus the
 pages of the shortlisted codes. faiss computes each distance straight from the listed row
-(`fvec_L2sqr_by_idx`): 6-7x the speed of copying the shortlists out and comparing them in numpy
-(docs/benchmarks.md).
+(`fvec_L2sqr_by_idx`): about 4x the speed of copying the shortlists out and comparing them in
+numpy (`benchmarks.search --refine-speed`).
 
 The rows read are compressed codes: an evaluation's database is its stored codes with the
 compressor applied as they are read (`CodeRows`), and applying it to every shortlisted row of
