@@ -11,6 +11,8 @@ idle threads spinning (its default) and sleeping (ncl's), interleaved, best of R
 --paris names them, end to end with full and reduced decode (`extraction.decode`).
 --transform: a loader worker's transform alone, ncl's against the plain torchvision chain.
 --cpu: onnxruntime's forward alone and end to end in CPU time (main process, loader workers).
+--loaders 0,1,2: onnxruntime end to end per number of loader workers (0: decode in the main
+process, between batches), interleaved with its forward alone, best of R.
 --memory also extracts N and 4N images in fresh processes and prints their peak RSS: it must
 not grow with the number of images (codes go to disk shard by shard).
 """
@@ -253,6 +255,36 @@ def cpu_table(images: ImageSet, workers: int) -> None:
         shutil.rmtree(root)
 
 
+def loaders_table(images: ImageSet, counts: list[int], repeats: int) -> None:
+    """onnxruntime end to end with each number of loader workers, and its forward alone, in
+    interleaved rounds (best of `repeats`): whether decoding beside the forward, in worker
+    processes on the same cores, beats decoding between batches."""
+    print(
+        "\n| network | loader workers | forward alone img/s | end to end img/s "
+        "| end to end / forward | vs default workers |"
+    )
+    print("|---|---|---|---|---|---|")
+    default = ExtractionSettings().num_workers
+    for name, tap in TAP.items():
+        net = create_backbone(name, pretrained=False).eval()
+        root = Path(tempfile.mkdtemp())
+        module = engine_forward(net, "onnxruntime", tap, root / "forward")
+        ncl_extract(net, name, images, tap, counts[0], root, engine="onnxruntime")  # the export
+        fwd, e2e = 0.0, dict.fromkeys(counts, 0.0)
+        for _ in range(repeats):
+            fwd = max(fwd, forward_rate(module, len(images)))
+            for n in counts:
+                rate = ncl_extract(net, name, images, tap, n, root, engine="onnxruntime")
+                e2e[n] = max(e2e[n], rate)
+        for n in counts:
+            versus = f"{e2e[n] / e2e[default]:.2f}x" if default in e2e else ""
+            print(
+                f"| {name} | {n} | {fwd:.1f} | {e2e[n]:.1f} | {e2e[n] / fwd:.2f} | {versus} |",
+                flush=True,
+            )
+        shutil.rmtree(root)
+
+
 def transform_table(images: ImageSet, rounds: int = 6) -> None:
     """A loader worker's transform, ncl's against the plain torchvision chain (resize, convert,
     normalise) on the same decoded images, one thread, best of `rounds`, interleaved."""
@@ -336,6 +368,9 @@ def main() -> None:
     parser.add_argument("--transform", action="store_true", help="the loader's transform alone")
     parser.add_argument("--cpu", action="store_true", help="CPU time of onnxruntime end to end")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--loaders", type=lambda t: [int(v) for v in t.split(",")], help="e.g. 0,1,2 workers"
+    )
     parser.add_argument("--paris", type=Path, default=None, help="Paris-278's jpg/ folder")
     args = parser.parse_args()
     images = demo_images(args.images)
@@ -363,6 +398,8 @@ def main() -> None:
         transform_table(images)
     if args.cpu:
         cpu_table(images, args.workers)
+    if args.loaders:
+        loaders_table(images, args.loaders, args.repeats)
     if args.paris:
         decode_table(folder_image_set("paris278", args.paris), args.workers, args.repeats)
     if args.memory:
