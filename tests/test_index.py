@@ -308,3 +308,33 @@ def test_an_ivf_pq_build_leaves_its_search_table_to_the_first_search():
             faiss.rev_swig_ptr(ivf.invlists.get_ids(list_no), ivf.invlists.list_size(list_no)),
             faiss.rev_swig_ptr(lists.get_ids(list_no), lists.list_size(list_no)),
         )
+
+
+def test_several_gpus_get_the_index_sharded_one_gpu_a_copy(monkeypatch):
+    """The wiring faiss's GPU cloners get (run for real by tests/test_gpu.py on a GPU): with
+    several GPUs the index is split over all of them (`shard=True`), with one it is copied."""
+    import types
+
+    from ncl.search import flat
+
+    calls = []
+    monkeypatch.setattr(
+        faiss, "GpuMultipleClonerOptions", lambda: types.SimpleNamespace(shard=False), raising=False
+    )
+    monkeypatch.setattr(
+        faiss,
+        "index_cpu_to_all_gpus",
+        lambda index, options: calls.append(("all", options.shard)) or index,
+    )
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: "resources", raising=False)
+    monkeypatch.setattr(
+        faiss,
+        "index_cpu_to_gpu",
+        lambda res, device, index: calls.append((res, device)) or index,
+        raising=False,  # faiss-cpu has no single-GPU cloner
+    )
+    index = faiss.IndexFlatL2(16)
+    for gpus in (4, 1):
+        monkeypatch.setattr(faiss, "get_num_gpus", lambda gpus=gpus: gpus)
+        assert flat.on_gpus(index) is index
+    assert calls == [("all", True), ("resources", 0)]

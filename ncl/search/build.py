@@ -71,7 +71,9 @@ def reserve_lists(index: faiss.Index, database: np.ndarray | CodeRows) -> None:
 
     faiss's lists grow by doubling their capacity as codes arrive, so a built IVF-PQ index held
     up to twice its size in memory (132 MB for a 70 MB index at 1M codes); one more pass of the
-    coarse quantiser over the memory-mapped codes costs a few seconds per million."""
+    coarse quantiser over the memory-mapped codes costs a few seconds per million. Fast-scan
+    lists (`BlockInvertedLists`) keep the room for their ids only: faiss frees their emptied
+    codes and holds them in power-of-two capacities as they grow."""
     ivf = faiss.extract_index_ivf(index)
     counts = np.zeros(ivf.nlist, dtype=np.int64)
     for chunk in row_chunks(database):
