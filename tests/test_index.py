@@ -171,6 +171,21 @@ def test_index_parameters_are_checked():
         IVFPQ(nbits=4, fast_scan="yes")
 
 
+def test_ivf_pq_settings_come_in_the_order_of_ivf_flat_then_its_own():
+    """refine, a setting only IVF-PQ has, comes last, not first (a ClassVar of the same name
+    on the base class once put it first)."""
+    kind = IVFPQ(1024, 16, None, 64, 4, False, True, 2)
+    assert (kind.nlist, kind.nprobe, kind.m, kind.nbits, kind.fast_scan, kind.refine) == (
+        1024,
+        16,
+        64,
+        4,
+        True,
+        2,
+    )
+    assert IVFFlat().refine is None and HNSW().refine is None
+
+
 def test_a_trained_index_needs_training_codes():
     with pytest.raises(ValueError, match="needs codes to train on"):
         Search(index=IVFFlat(nlist=4, nprobe=1)).rank(DB, OWNER, QUERIES, 5)

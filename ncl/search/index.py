@@ -21,7 +21,7 @@ sweep over them builds the index once.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import faiss
 
@@ -43,11 +43,16 @@ class IndexKind:
 
     name = "flat"
     exact = True
-    # re-rank the index's top refine x depth by exact distances (`ncl.search.refine`); None:
-    # the index's own order. Only IVF-PQ, whose distances are approximate, has it as a setting
-    refine: ClassVar[int | None] = None
     # whether the codes must go into the index in one call rather than a chunk at a time
     adds_at_once = False
+
+    @property
+    def refine(self) -> int | None:
+        """Re-rank the index's top refine x depth by exact distances (`ncl.search.refine`);
+        None: the index's own order. Only IVF-PQ, whose distances are approximate, has it as a
+        setting (a field, which takes the place of this property; a ClassVar here put it first
+        among IVF-PQ's fields)."""
+        return None
 
     @property
     def gpu(self) -> bool:
