@@ -194,6 +194,18 @@ class PeakAnon:
         self.peak = max(self.peak, anon_mb())
 
 
+def write_clustered(path: Path, n: int, d: int, dtype: type) -> np.ndarray:
+    """`n` clustered codes (seed 0) written a chunk at a time to `path`, memory-mapped back."""
+    out = np.lib.format.open_memmap(path, "w+", dtype, (n, d))
+    start = 0
+    for block in clustered_codes(n, d, 0):
+        out[start : start + len(block)] = block
+        start += len(block)
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r")
+
+
 def numpy_refined(database: np.ndarray, queries: np.ndarray, shortlist: np.ndarray, k: int):
     """The plain way to re-rank shortlists (no -1 in them): copy the rows out, compare in numpy."""
     out = []
@@ -214,14 +226,7 @@ def refine_speed(n: int, d: int = 256, k: int = 100) -> None:
 
     queries = np.concatenate(list(clustered_codes(1000, d, 2)))
     with tempfile.TemporaryDirectory() as tmp:
-        out = np.lib.format.open_memmap(Path(tmp) / "codes.npy", "w+", np.float32, (n, d))
-        start = 0
-        for block in clustered_codes(n, d, 0):
-            out[start : start + len(block)] = block
-            start += len(block)
-        out.flush()
-        del out
-        codes = np.load(Path(tmp) / "codes.npy", mmap_mode="r")
+        codes = write_clustered(Path(tmp) / "codes.npy", n, d, np.float32)
         print(f"{n:,} x {d} float32 codes, memory-mapped; 1,000 queries, k = {k}, best of 3\n")
         print("| shortlist rows | numpy q/s | ncl q/s | ncl / numpy | same top k |")
         print("|---|---|---|---|---|")
@@ -356,13 +361,7 @@ def indexes(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "codes"
         folder.mkdir()
-        out = np.lib.format.open_memmap(folder / "codes.npy", "w+", np.float16, (n, d))
-        start = 0
-        for block in clustered_codes(n, d, 0):
-            out[start : start + len(block)] = block
-            start += len(block)
-        out.flush()
-        del out
+        write_clustered(folder / "codes.npy", n, d, np.float16)
         write_ids(folder, [str(i) for i in range(n)])
         (folder / "meta.json").write_text(json.dumps({"count": n}))
         raw = n * d * 4
