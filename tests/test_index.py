@@ -144,6 +144,8 @@ def test_refined_keeps_the_nearest_of_each_shortlist_and_pads_the_short_ones():
     assert found[1].tolist() == [-1, -1, -1]
     assert found[2, 0] == 3 and found[2].tolist()[1:] == [7, -1]
     np.testing.assert_array_equal(refined(DB, queries, shortlist, 3), found)  # one batch
+    with pytest.raises(ValueError, match="names row 300 of a database of 300 codes"):
+        refined(DB, queries, shortlist + 291, 3)
 
 
 def test_flat_search_ranks_as_the_plain_exact_rank():

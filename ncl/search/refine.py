@@ -90,6 +90,10 @@ def refined(
     straight from the rows listed (`fvec_L2sqr_by_idx`), so no shortlist is copied out first."""
     n_queries, width = shortlist.shape
     dim = database.shape[1]
+    if shortlist.size and shortlist.max() >= len(database):  # faiss would read past the codes
+        raise ValueError(
+            f"shortlist names row {shortlist.max()} of a database of {len(database)} codes"
+        )
     out = np.full((n_queries, min(k, width)), -1, dtype=np.int64)
     step = max(1, batch_values // max(width * dim, 1))
     for start in range(0, n_queries, step):
