@@ -386,7 +386,7 @@ def indexes(args: argparse.Namespace) -> None:
                     [len(set(e) & set(r)) / 10 for e, r in zip(exact, ranks, strict=True)]
                 )
                 print(
-                    f"| {kind.name} {kind.params()} | {built['build']:.1f} | "
+                    f"| {kind.label()} | {built['build']:.1f} | "
                     f"{size / 2**20:,.1f} MB | {size / raw:.3f} | {qps:,.0f} | "
                     f"{qps / flat_qps:.1f}x | {recall:.3f} | {built['heap']:,.0f} | "
                     f"{built['peak']:,.0f} | {built['peak'] * 2**20 / size:.2f} | "
