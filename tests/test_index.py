@@ -84,9 +84,9 @@ def test_fast_scan_codes_are_cached_memory_mapped_and_keep_the_exact_top_ten(tmp
     assert type(faiss.read_index(str(path))).__name__ == "IndexIVFPQFastScan"
 
 
-def test_an_index_faiss_has_no_gpu_kind_of_searches_on_the_cpu(monkeypatch):
+def test_an_index_faiss_has_no_gpu_kind_of_searches_on_the_cpu(monkeypatch, caplog):
     """With a GPU asked for, HNSW and fast-scan codes stay on the CPU rather than fail in
-    faiss's GPU cloner; the other kinds go to the GPU."""
+    faiss's GPU cloner, and say so; the other kinds go to the GPU."""
     import ncl.search.search as search
 
     sent = []
@@ -96,6 +96,7 @@ def test_an_index_faiss_has_no_gpu_kind_of_searches_on_the_cpu(monkeypatch):
     for kind in (fast, HNSW(m=8)):
         found = Search(index=kind, gpu=True).rank(DB, OWNER, QUERIES, 10, train=TRAIN)
         assert found.device == "cpu" and sent == []
+        assert f"no GPU {kind.label()} index, searching on the CPU" in caplog.text
     found = Search(index=IVFPQ(nlist=4, nprobe=4, m=8), gpu=True).rank(
         DB, OWNER, QUERIES, 10, train=TRAIN
     )

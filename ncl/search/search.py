@@ -9,6 +9,7 @@ built once from the database a chunk at a time and cached beside the codes
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from ncl.search.flat import (
 from ncl.search.index import Flat, IndexKind, IVFFlat
 from ncl.search.refine import compressed_codes, refined
 from ncl.search.rows import CodeRows
+
+log = logging.getLogger(__name__)
 
 # how deep an approximate index ranks when neither search.depth nor the protocol says (a
 # protocol that scores the whole list, Oxford's, then misses positives ranked deeper)
@@ -130,6 +133,11 @@ class Search:
         k = min(APPROXIMATE_DEPTH if k is None else k, len(database))
         index, info = built_index(self.index, database, train, key, train_identity)
         on_gpu = wants_gpu(self.gpu) and k <= GPU_MAX_K and self.index.gpu
+        if self.gpu and not self.index.gpu:
+            log.warning(
+                "search.gpu=true: faiss has no GPU %s index, searching on the CPU",
+                self.index.label(),
+            )
         if on_gpu:
             index = on_gpus(index)
         self.index.tune(index)
