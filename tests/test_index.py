@@ -79,6 +79,7 @@ def test_fast_scan_codes_are_cached_memory_mapped_and_keep_the_exact_top_ten(tmp
     recall = np.mean([len(set(e) & set(f)) / 10 for e, f in zip(exact, built.ranks, strict=True)])
     assert recall >= 0.95
     assert built.index["fast_scan"] is True and "fast_scan=True" in built.index["label"]
+    assert built.index["table_bytes"] == 4 * 16 * 16 * 4  # nlist x m x 16 entries, float32
     assert built.index["bytes"] < db.nbytes / 3  # 8 bytes a code and its 8-byte id, against 64
     [path] = tmp_path.glob("index-ivf_pq-*/index.faiss")
     assert type(faiss.read_index(str(path))).__name__ == "IndexIVFPQFastScan"
@@ -311,6 +312,7 @@ def test_an_ivf_pq_build_leaves_its_search_table_to_the_first_search():
     assert ivf.precomputed_table.size() == 0
     kind.tune(built)
     assert ivf.precomputed_table.size() == 8 * 4 * 256
+    assert kind.table_bytes(built) == 8 * 4 * 256 * 4  # float32, what a search holds beside it
     plain = faiss.index_factory(16, kind.factory(16))  # faiss's default: the table at training
     plain.train(train)
     plain.add(database)

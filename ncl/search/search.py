@@ -141,6 +141,7 @@ class Search:
         if on_gpu:
             index = on_gpus(index)
         self.index.tune(index)
+        info["table_bytes"] = self.index.table_bytes(index)
         exact = database  # what a refining index re-ranks its shortlist by
         if self.index.refine is not None and key is not None and isinstance(database, CodeRows):
             exact = compressed_codes(database, key)
