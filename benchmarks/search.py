@@ -16,7 +16,7 @@ the raw float32 codes, queries/s over 1,000 queries and 10-recall@100 against fl
 (tracemalloc: the chunks, not the set), its peak anonymous memory above the process's before the
 build (RssAnon sampled every 20 ms: numpy's and faiss's allocations, not the page cache of the
 memory map) against the index's bytes, and the anonymous memory still held after it (the index
-in memory, with what faiss keeps beside it, e.g. IVF-PQ's precomputed tables).
+in memory) and, once tuned for searching, IVF-PQ's precomputed tables (`table_bytes`).
 
 `--refine-speed`: re-ranking shortlists of 200 / 400 / 800 rows for 1,000 queries by exact
 distances read from a memory-mapped float32 code set (what `search.index.refine` does), ncl's
@@ -296,7 +296,7 @@ def index_child(kinds, codes_dir: str, train, queries, k: int, repeats: int, con
                 shortlist = search_batches(index, queries, k * kind.refine)
                 ranks = refined(exact, queries, shortlist, k)
             best = max(best, len(queries) / (time.perf_counter() - t))
-        searches.append((best, ranks))
+        searches.append((best, ranks, kind.table_bytes(index)))
     conn.send((built, searches))
 
 
@@ -371,15 +371,16 @@ def indexes(args: argparse.Namespace) -> None:
         )
         print(
             "| index | build s | bytes | / raw | q/s | x flat q/s | 10-recall@100 "
-            "| build heap MB | build peak anon MB | peak / bytes | anon after MB |"
+            "| build heap MB | build peak anon MB | peak / bytes | anon after MB "
+            "| search table MB |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         exact = None
         flat_qps = 1.0
         for kinds in index_builds(args):
             built, searches = run_index(kinds, str(folder), train, queries, k, args.repeats)
             size = built["bytes"]
-            for kind, (qps, ranks) in zip(kinds, searches, strict=True):
+            for kind, (qps, ranks, table) in zip(kinds, searches, strict=True):
                 if exact is None:
                     exact, flat_qps = ranks[:, :10], qps
                 recall = np.mean(
@@ -390,7 +391,7 @@ def indexes(args: argparse.Namespace) -> None:
                     f"{size / 2**20:,.1f} MB | {size / raw:.3f} | {qps:,.0f} | "
                     f"{qps / flat_qps:.1f}x | {recall:.3f} | {built['heap']:,.0f} | "
                     f"{built['peak']:,.0f} | {built['peak'] * 2**20 / size:.2f} | "
-                    f"{built['after']:,.0f} |",
+                    f"{built['after']:,.0f} | {table / 2**20:,.0f} |",
                     flush=True,
                 )
 
