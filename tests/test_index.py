@@ -13,7 +13,7 @@ from helpers.fixtures_official import write_oxford
 
 from ncl.codes.store import read_codes, write_codes
 from ncl.jobs.evaluate import run_evaluation
-from ncl.search.build import DatabaseKey, built_index, make_index
+from ncl.search.build import DatabaseKey, built_index, make_index, reserve_lists
 from ncl.search.flat import rank
 from ncl.search.index import HNSW, IVFPQ, IVFFlat
 from ncl.search.refine import refined
@@ -358,3 +358,19 @@ def test_several_gpus_get_the_index_sharded_one_gpu_a_copy(monkeypatch):
         monkeypatch.setattr(faiss, "get_num_gpus", lambda gpus=gpus: gpus)
         assert flat.on_gpus(index) is index
     assert calls == [("all", True), ("resources", 0)]
+
+
+def test_only_array_lists_get_room_reserved_fast_scan_blocks_are_left_to_faiss():
+    """Reserving costs a pass of the coarse quantiser over the database: made for 8-bit lists,
+    skipped for fast-scan block lists, whose room faiss does not keep."""
+    read = []
+    rows = CodeRows([DB], lambda x: read.append(len(x)) or x, 16, chunk=100)
+    for kind, passes in (
+        (IVFPQ(nlist=4, nprobe=4, m=4), 1),
+        (IVFPQ(nlist=4, nprobe=4, m=4, nbits=4, fast_scan=True), 0),
+    ):
+        index = faiss.index_factory(16, kind.factory(16))
+        index.train(TRAIN)
+        read.clear()
+        reserve_lists(index, rows)
+        assert read == [100] * 3 * passes
