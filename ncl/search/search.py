@@ -9,6 +9,7 @@ built once from the database a chunk at a time and cached beside the codes
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 # how deep an approximate index ranks when neither search.depth nor the protocol says (a
 # protocol that scores the whole list, Oxford's, then misses positives ranked deeper)
 APPROXIMATE_DEPTH = 1000
+
+
+@functools.cache
+def say_cpu_only(label: str) -> None:
+    """Once a process per index (a stream of queries searches again and again)."""
+    log.warning("search.gpu=true: faiss has no GPU %s index, searching on the CPU", label)
 
 
 @dataclass(frozen=True)
@@ -134,10 +141,7 @@ class Search:
         index, info = built_index(self.index, database, train, key, train_identity)
         on_gpu = wants_gpu(self.gpu) and k <= GPU_MAX_K and self.index.gpu
         if self.gpu and not self.index.gpu:
-            log.warning(
-                "search.gpu=true: faiss has no GPU %s index, searching on the CPU",
-                self.index.label(),
-            )
+            say_cpu_only(self.index.label())
         if on_gpu:
             index = on_gpus(index)
         self.index.tune(index)
