@@ -4,6 +4,7 @@ cached and remade as their inputs change, and fed a chunk at a time (float16 too
 from __future__ import annotations
 
 import json
+import re
 
 import faiss
 import numpy as np
@@ -195,6 +196,21 @@ def test_ivf_pq_settings_come_in_the_order_of_ivf_flat_then_its_own():
 def test_a_trained_index_needs_training_codes():
     with pytest.raises(ValueError, match="needs codes to train on"):
         Search(index=IVFFlat(nlist=4, nprobe=1)).rank(DB, OWNER, QUERIES, 5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [
+        (IVFFlat(nlist=512, nprobe=1), "nlist=512 lists"),
+        (IVFPQ(nlist=4, nprobe=1, m=4), "nlist=4 lists and 2^nbits=256 centroids a sub-vector"),
+    ],
+)
+def test_too_few_training_codes_for_the_centroids_is_said_plainly(kind, settings):
+    """faiss's own error is an assertion in Clustering.cpp; the user needs the setting."""
+    with pytest.raises(
+        ValueError, match=rf"at least \d+ codes to train on .*for {re.escape(settings)}\), got 200"
+    ):
+        Search(index=kind).rank(DB, OWNER, QUERIES, 5, train=TRAIN[:200])
 
 
 def test_the_index_is_cached_reused_and_remade_when_its_inputs_change(tmp_path):

@@ -51,6 +51,13 @@ def make_index(
     if not index.is_trained:
         if train is None or len(train) == 0:
             raise ValueError(f"a {kind.name} index needs codes to train on, got none")
+        need, settings = kind.training_need()
+        if len(train) < need:
+            raise ValueError(
+                f"search.index: {kind.label()} needs at least {need} codes to train on "
+                f"(k-means: one a centroid, for {settings}), got {len(train)}; lower the "
+                "setting or train on more codes (search.index.train_on)"
+            )
         index.train(np.ascontiguousarray(train, dtype=np.float32))
     if kind.trains:
         reserve_lists(index, database)

@@ -63,6 +63,11 @@ class IndexKind:
     def trains(self) -> bool:
         return False
 
+    def training_need(self) -> tuple[int, str]:
+        """The fewest codes its training takes (k-means wants one a centroid at least), and
+        which settings ask for them."""
+        return 0, ""
+
     def factory(self, dim: int) -> str:
         """The faiss index-factory string of this index for `dim`-d codes."""
         return "Flat"
@@ -182,6 +187,9 @@ class IVFFlat(IndexKind):
     def trains_on_database(self) -> bool:
         return self.train_on == DATABASE
 
+    def training_need(self) -> tuple[int, str]:
+        return self.nlist, f"nlist={self.nlist} lists"
+
     def factory(self, dim: int) -> str:
         return f"IVF{self.nlist},Flat"
 
@@ -244,6 +252,12 @@ class IVFPQ(IVFFlat):
     @property
     def gpu(self) -> bool:
         return not self.fast_scan
+
+    def training_need(self) -> tuple[int, str]:
+        centroids = 2**self.nbits
+        return max(self.nlist, centroids), (
+            f"nlist={self.nlist} lists and 2^nbits={centroids} centroids a sub-vector"
+        )
 
     def build_params(self) -> dict[str, Any]:
         return {
