@@ -26,6 +26,7 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -121,6 +122,14 @@ def forward_rate(module, n: int) -> float:
     return max(1, n // BATCH) * BATCH / (time.perf_counter() - start)
 
 
+def networks() -> Iterator[tuple[str, str, torch.nn.Module, Path]]:
+    """Each network of `TAP` with its tap, fresh, and a scratch folder removed after its rows."""
+    for name, tap in TAP.items():
+        root = Path(tempfile.mkdtemp())
+        yield name, tap, create_backbone(name, pretrained=False).eval(), root
+        shutil.rmtree(root)
+
+
 ENGINES = ("torch", "compile", "onnxruntime")
 
 
@@ -135,9 +144,7 @@ def engines_table(
         "| end to end / torch end to end | one-off s (export, compile) |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, tap in TAP.items():
-        net = create_backbone(name, pretrained=False).eval()
-        root = Path(tempfile.mkdtemp())
+    for name, tap, net, root in networks():
         once, fwd, e2e = {}, {e: 0.0 for e in engines}, {e: 0.0 for e in engines}
         modules = {}
         for engine in engines:
@@ -157,7 +164,6 @@ def engines_table(
                 f"{e2e[engine] / fwd[engine]:.2f} | {e2e[engine] / e2e['torch']:.2f} | "
                 f"{once[engine] if engine != 'torch' else 0:.1f} |"
             )
-        shutil.rmtree(root)
 
 
 def spinning_table(images: ImageSet, workers: int, repeats: int) -> None:
@@ -169,9 +175,7 @@ def spinning_table(images: ImageSet, workers: int, repeats: int) -> None:
     )
     print("|---|---|---|---|---|---|")
     settings = (True, False)
-    for name, tap in TAP.items():
-        net = create_backbone(name, pretrained=False).eval()
-        root = Path(tempfile.mkdtemp())
+    for name, tap, net, root in networks():
         fwd, e2e = dict.fromkeys(settings, 0.0), dict.fromkeys(settings, 0.0)
         ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")  # the export
         for _ in range(repeats):
@@ -188,7 +192,6 @@ def spinning_table(images: ImageSet, workers: int, repeats: int) -> None:
                 f"{e2e[spinning]:.1f} | {e2e[spinning] / fwd[spinning]:.2f} | "
                 f"{e2e[spinning] / e2e[True]:.2f} |"
             )
-        shutil.rmtree(root)
 
 
 def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
@@ -197,9 +200,7 @@ def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
         "\n| network | images | engine | full decode img/s | reduced decode img/s | reduced / full |"
     )
     print("|---|---|---|---|---|---|")
-    for name, tap in TAP.items():
-        net = create_backbone(name, pretrained=False).eval()
-        root = Path(tempfile.mkdtemp())
+    for name, tap, net, root in networks():
         ncl_extract(net, name, images, tap, workers, root, engine="onnxruntime")  # the export
         rates = {"full": 0.0, "reduced": 0.0}
         for _ in range(repeats):
@@ -212,7 +213,6 @@ def decode_table(images: ImageSet, workers: int, repeats: int) -> None:
             f"| {name} | {images.name} ({len(images)}) | onnxruntime | {rates['full']:.1f} | "
             f"{rates['reduced']:.1f} | {rates['reduced'] / rates['full']:.2f} |"
         )
-        shutil.rmtree(root)
 
 
 def cpu_seconds(who: int) -> float:
@@ -231,9 +231,7 @@ def cpu_table(images: ImageSet, workers: int) -> None:
         "| forward CPU / end-to-end CPU |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, tap in TAP.items():
-        net = create_backbone(name, pretrained=False).eval()
-        root = Path(tempfile.mkdtemp())
+    for name, tap, net, root in networks():
         module = engine_forward(net, "onnxruntime", tap, root / "forward")
         before, start = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
         fwd = forward_rate(module, len(images))
@@ -252,7 +250,6 @@ def cpu_table(images: ImageSet, workers: int) -> None:
             f"{e2e / fwd:.2f} | {per_image / (main + kids):.2f} |",
             flush=True,
         )
-        shutil.rmtree(root)
 
 
 def loaders_table(images: ImageSet, counts: list[int], repeats: int) -> None:
@@ -265,9 +262,7 @@ def loaders_table(images: ImageSet, counts: list[int], repeats: int) -> None:
     )
     print("|---|---|---|---|---|---|")
     default = ExtractionSettings().num_workers
-    for name, tap in TAP.items():
-        net = create_backbone(name, pretrained=False).eval()
-        root = Path(tempfile.mkdtemp())
+    for name, tap, net, root in networks():
         module = engine_forward(net, "onnxruntime", tap, root / "forward")
         ncl_extract(net, name, images, tap, counts[0], root, engine="onnxruntime")  # the export
         fwd, e2e = 0.0, dict.fromkeys(counts, 0.0)
@@ -282,7 +277,6 @@ def loaders_table(images: ImageSet, counts: list[int], repeats: int) -> None:
                 f"| {name} | {n} | {fwd:.1f} | {e2e[n]:.1f} | {e2e[n] / fwd:.2f} | {versus} |",
                 flush=True,
             )
-        shutil.rmtree(root)
 
 
 def transform_table(images: ImageSet, rounds: int = 6) -> None:
